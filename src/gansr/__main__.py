@@ -1,0 +1,3 @@
+from gansr.cli import main
+
+raise SystemExit(main())
