@@ -1,0 +1,84 @@
+"""``gansr export``: a model (architecture name or checkpoint) to ONNX, checked with onnxruntime."""
+
+from __future__ import annotations
+
+import argparse
+
+TOLERANCE = 1e-4  # max abs difference ONNX vs PyTorch on [0, 1] inputs accepted as a correct export
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        help="export a model to ONNX (dynamic batch/height/width)",
+        description=(
+            "Export a model to ONNX with dynamic batch, height and width axes, then run it with "
+            "onnxruntime at a size different from the export example and compare with PyTorch. "
+            "--model takes a checkpoint (gansr .safetensors or a peer .pth), a shipped model name, "
+            "or an architecture name (random weights: for testing a deployment pipeline)."
+        ),
+    )
+    p.add_argument(
+        "--model", required=True, metavar="NAME|PATH", help="checkpoint, shipped model or architecture"
+    )
+    p.add_argument("--format", default="onnx", choices=["onnx"], help="export format (default: onnx)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="file to write (e.g. model.onnx)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset version (default: 17)")
+    p.add_argument("--scale", type=int, default=None, help="upscaling factor, for an architecture name only")
+    p.add_argument(
+        "--size",
+        default="64x64",
+        metavar="HxW",
+        help="example input size the graph is traced at (default: 64x64)",
+    )
+    p.add_argument(
+        "--static", action="store_true", help="fix height and width to --size (batch stays dynamic)"
+    )
+    p.add_argument("--no-verify", action="store_true", help="skip the onnxruntime comparison")
+    p.set_defaults(func=run)
+
+
+def _resolve(spec: str, scale: int | None):  # -> nn.Module, imported lazily
+    from pathlib import Path
+
+    from gansr.errors import ConfigError
+    from gansr.models import architectures, create, load
+    from gansr.models.checkpoint import shipped_models
+
+    names = {getattr(a, "name", str(a)) for a in architectures()}
+    if spec in names and not Path(spec).exists() and spec not in shipped_models():
+        return create(spec, **({} if scale is None else {"scale": scale}))
+    model = load(spec)
+    if scale is not None and getattr(model, "scale", scale) != scale:
+        raise ConfigError(f"--scale {scale} does not match the checkpoint's scale {model.scale}")
+    return model
+
+
+def run(args: argparse.Namespace) -> int:
+    from gansr.cli import error
+    from gansr.cli.models import parse_size
+    from gansr.errors import ConfigError, ModelError
+    from gansr.models.export import export_onnx, verify_onnx
+
+    if not 7 <= args.opset <= 21:
+        raise ConfigError(f"--opset must be between 7 and 21, got {args.opset}")
+    hw = parse_size(args.size)
+    model = _resolve(args.model, args.scale)
+    path = export_onnx(model, args.output, opset=args.opset, dynamic_hw=not args.static, example_hw=hw)
+    size = f"{path.stat().st_size / 1e6:.1f} MB"
+    if args.no_verify:
+        print(f"wrote {path} ({size}, opset {args.opset}; not verified)")
+        return 0
+    check_hw = hw if args.static else (hw[0] // 2 + 3, hw[1] // 2 + 5)  # deliberately not the example size
+    try:
+        diff = verify_onnx(model, path, input_hw=check_hw)
+    except ModelError as exc:
+        path.unlink(missing_ok=True)  # a graph that fails at other sizes must not be left for deployment
+        hint = " (try --static)" if not args.static else ""
+        raise ModelError(f"{exc}; {path} removed{hint}") from None
+    print(f"wrote {path} ({size}, opset {args.opset})")
+    print(f"onnxruntime vs PyTorch at {check_hw[0]}x{check_hw[1]}: max abs diff {diff:.2e}")
+    if diff > TOLERANCE:
+        error(f"the ONNX model differs from PyTorch by more than {TOLERANCE:g}")
+        return 1
+    return 0

@@ -1,0 +1,363 @@
+"""Self-describing model checkpoints: one ``.safetensors`` file per model.
+
+The file's header metadata (safetensors allows ``str -> str``) says how to rebuild the model, so
+:func:`load` needs nothing but the file::
+
+    format          "gansr"
+    format_version  "1"
+    arch            registry name, e.g. "rrdbnet"
+    config          JSON of the kwargs: ``gansr.models.create(arch, **config)`` rebuilds the model
+    dtype           storage dtype of the floating-point tensors ("float32" or "float16")
+    gansr_version   version that wrote the file
+    scale, in_channels, out_channels, size_multiple   (generators only)
+    user            JSON object of the caller's metadata (training info, dataset, metrics, ...)
+
+Only model weights live here; a trainer's resumable state (optimizers, schedulers) is its own file.
+:func:`load` also accepts foreign ``.pth``/``.pt`` files (see :mod:`gansr.models.interop`), a
+directory holding ``model.safetensors``, and the name of a model shipped in ``gansr/weights``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from gansr.errors import ConfigError, ModelError
+
+FORMAT = "gansr"
+FORMAT_VERSION = "1"
+SUFFIX = ".safetensors"
+DIR_FILENAME = "model.safetensors"
+FOREIGN_SUFFIXES = frozenset({".pth", ".pt", ".ckpt"})
+
+# Header keys written by :func:`save`; user metadata may not reuse them (they are merged flat on read).
+_INT_KEYS = ("scale", "in_channels", "out_channels", "size_multiple")
+RESERVED_KEYS = frozenset(
+    {"format", "format_version", "arch", "config", "dtype", "gansr_version", "user", "source", *_INT_KEYS}
+)
+_STORAGE_DTYPES = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
+
+
+def _json_default(value: Any) -> Any:
+    # NumPy / torch scalars (metrics are often these) and paths are common in training metadata.
+    if hasattr(value, "item") and callable(value.item):
+        return value.item()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f"{type(value).__name__} is not JSON-serializable")
+
+
+def _to_json(value: Any, what: str) -> str:
+    try:
+        return json.dumps(value, default=_json_default, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{what} must be JSON-serializable: {exc}") from None
+
+
+def _state_for_storage(model: nn.Module, dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
+    """Contiguous CPU copies of the state dict, floats cast to ``dtype``; no two share memory."""
+    out: dict[str, torch.Tensor] = {}
+    seen: set[tuple[int, int]] = set()
+    for key, tensor in model.state_dict().items():
+        t = tensor.detach().cpu()
+        if dtype is not None and t.is_floating_point():
+            t = t.to(dtype)
+        t = t.contiguous()
+        # safetensors refuses tensors that share storage (tied weights); store each one separately.
+        ident = (t.untyped_storage().data_ptr(), t.storage_offset())
+        if t.numel() and ident in seen:
+            t = t.clone()
+        seen.add((t.untyped_storage().data_ptr(), t.storage_offset()))
+        out[key] = t
+    return out
+
+
+def save(
+    model: nn.Module,
+    path: str | os.PathLike[str],
+    *,
+    metadata: dict[str, Any] | None = None,
+    dtype: torch.dtype | None = None,
+) -> Path:
+    """Write ``model`` as one self-describing ``.safetensors`` file and return its path.
+
+    Args:
+        model: a gansr model (it must have ``arch`` and ``config``).
+        path: destination; ``.safetensors`` is appended when the suffix is missing. Written to a
+            temporary file in the same folder and renamed into place, so a crash never leaves a
+            half-written checkpoint.
+        metadata: JSON-able facts to keep with the weights (iteration, dataset, metrics...). They
+            come back merged into :func:`read_metadata` and ``model.metadata`` after :func:`load`.
+        dtype: storage dtype of floating-point tensors, e.g. ``torch.float16`` to halve the file;
+            :func:`load` casts back to float32. ``None`` keeps each tensor's dtype.
+
+    Raises:
+        ModelError: the model does not describe itself (no ``arch``/``config``).
+        ConfigError: metadata is not JSON-able, uses a reserved key, or ``dtype`` is unsupported.
+    """
+    arch = getattr(model, "arch", None)
+    config = getattr(model, "config", None)
+    if not isinstance(arch, str) or not isinstance(config, dict):
+        raise ModelError(
+            f"cannot save a {type(model).__name__}: gansr checkpoints need a model with `arch` and "
+            "`config` (build it with gansr.models.create)"
+        )
+    if dtype is not None and dtype not in _STORAGE_DTYPES:
+        raise ConfigError(f"unsupported storage dtype {dtype}; use one of {list(_STORAGE_DTYPES)}")
+    user = dict(metadata or {})
+    clash = sorted(RESERVED_KEYS.intersection(user))
+    if clash:
+        raise ConfigError(f"metadata keys {clash} are reserved by the checkpoint format")
+
+    state = _state_for_storage(model, dtype)
+    float_dtypes = sorted(
+        {_STORAGE_DTYPES.get(t.dtype, str(t.dtype)) for t in state.values() if t.is_floating_point()}
+    )
+    header = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "arch": arch,
+        "config": _to_json(config, "model config"),
+        "dtype": ",".join(float_dtypes) or "none",
+        "gansr_version": _gansr_version(),
+        "user": _to_json(user, "metadata"),
+    }
+    for key in _INT_KEYS:
+        value = getattr(model, key, None)
+        if isinstance(value, int):
+            header[key] = str(value)
+
+    dest = Path(path)
+    if dest.suffix != SUFFIX:
+        dest = dest.with_name(dest.name + SUFFIX)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    os.close(fd)
+    try:
+        save_file(state, tmp, metadata=header)
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return dest
+
+
+def _gansr_version() -> str:
+    from gansr import __version__
+
+    return __version__
+
+
+def _open_error(path: Path, exc: Exception) -> ModelError:
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return ModelError(f"{path}: not a valid .safetensors file ({reason})")
+
+
+def _parse_header(path: Path, header: dict[str, str] | None) -> dict[str, Any]:
+    """Header strings -> typed metadata (user keys merged flat); ModelError when not gansr's."""
+    header = header or {}
+    if header.get("format") != FORMAT:
+        raise ModelError(f"{path}: not a gansr checkpoint (no 'format: gansr' in its metadata)")
+    if header.get("format_version") != FORMAT_VERSION:
+        raise ModelError(
+            f"{path}: gansr checkpoint format version {header.get('format_version')!r} is not supported "
+            f"by this gansr (reads version {FORMAT_VERSION}); upgrade gansr"
+        )
+    try:
+        config = json.loads(header["config"])
+        user = json.loads(header.get("user", "{}"))
+        info: dict[str, Any] = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "arch": header["arch"],
+            "config": config,
+            "dtype": header.get("dtype", "float32"),
+            "gansr_version": header.get("gansr_version"),
+        }
+        for key in _INT_KEYS:
+            if key in header:
+                info[key] = int(header[key])
+    except (KeyError, ValueError) as exc:
+        raise ModelError(f"{path}: damaged gansr checkpoint metadata ({type(exc).__name__}: {exc})") from None
+    if not isinstance(config, dict) or not isinstance(user, dict):
+        raise ModelError(f"{path}: damaged gansr checkpoint metadata (config/user is not an object)")
+    for key, value in user.items():
+        info.setdefault(key, value)
+    return info
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The metadata of a gansr checkpoint, without reading its tensors.
+
+    Returns a dict with ``format``, ``format_version``, ``arch``, ``config`` (a dict), ``dtype``,
+    ``gansr_version``, the generator fields present (``scale``, ``in_channels``, ``out_channels``,
+    ``size_multiple``; ints) and the user metadata given to :func:`save`, merged at the top level.
+
+    Raises:
+        ModelError: missing file, not a safetensors file, or not a gansr checkpoint.
+    """
+    file = _resolve_file(Path(path))
+    try:
+        with safe_open(file, framework="pt") as handle:
+            header = handle.metadata()
+    except (SafetensorError, OSError) as exc:
+        raise _open_error(file, exc) from None
+    return _parse_header(file, header)
+
+
+def _resolve_file(path: Path) -> Path:
+    if path.is_dir():
+        inner = path / DIR_FILENAME
+        if not inner.is_file():
+            raise ModelError(f"{path}: directory has no {DIR_FILENAME}")
+        return inner
+    if not path.is_file():
+        raise ModelError(f"{path}: no such checkpoint file")
+    return path
+
+
+def shipped_models() -> dict[str, Path]:
+    """Models shipped with gansr (``gansr/weights/<name>.safetensors``), by name."""
+    root = files("gansr") / "weights"
+    if not root.is_dir():
+        return {}
+    return {
+        entry.name[: -len(SUFFIX)]: Path(str(entry))
+        for entry in sorted(root.iterdir(), key=lambda e: e.name)
+        if entry.name.endswith(SUFFIX) and entry.is_file()
+    }
+
+
+def _looks_like_path(spec: str) -> bool:
+    suffix = Path(spec).suffix.lower()
+    return "/" in spec or os.sep in spec or suffix == SUFFIX or suffix in FOREIGN_SUFFIXES
+
+
+def _resolve(spec: str | os.PathLike[str]) -> Path:
+    """A load() argument -> an existing file (a directory resolves to its model.safetensors)."""
+    if isinstance(spec, os.PathLike) or Path(spec).exists() or _looks_like_path(str(spec)):
+        return _resolve_file(Path(spec))
+    shipped = shipped_models()
+    if spec in shipped:
+        return shipped[spec]
+    available = ", ".join(shipped) or "none installed"
+    from gansr.models import architectures
+
+    archs = {getattr(a, "name", a) for a in architectures()}
+    if spec in archs:
+        raise ModelError(
+            f"unknown model {spec!r}: it is an architecture, not trained weights; use "
+            f"gansr.models.create({spec!r}) for a randomly initialised one (shipped models: {available})"
+        )
+    raise ModelError(f"unknown model {spec!r}: not a file, not a shipped model (available: {available})")
+
+
+def load(
+    path_or_name: str | os.PathLike[str], *, map_location: str | torch.device = "cpu", strict: bool = True
+) -> nn.Module:
+    """Load a model, ready for inference (eval mode, float32 parameters).
+
+    ``path_or_name`` may be a gansr ``.safetensors`` checkpoint, a directory holding
+    ``model.safetensors``, a foreign ``.pth``/``.pt`` file (ESRGAN, Real-ESRGAN, BasicSR; see
+    :func:`gansr.models.interop.load_foreign`), a ``.safetensors`` file in one of those foreign
+    layouts, or the name of a shipped model. The returned model has a ``metadata`` dict: for
+    gansr checkpoints what :func:`read_metadata` returns plus ``source`` (the file).
+
+    Args:
+        map_location: device the model is moved to.
+        strict: when False, missing and unexpected state-dict keys are tolerated (shape
+            mismatches never are).
+
+    Raises:
+        ModelError: unknown name, missing or corrupt file, unsupported layout, state-dict mismatch.
+    """
+    file = _resolve(path_or_name)
+    if file.suffix.lower() in FOREIGN_SUFFIXES:
+        from gansr.models.interop import load_foreign
+
+        return load_foreign(file, map_location=map_location)
+
+    try:
+        with safe_open(file, framework="pt", device="cpu") as handle:
+            header = handle.metadata()
+            if (header or {}).get("format") != FORMAT:
+                # Community models often ship BasicSR-layout weights as .safetensors.
+                from gansr.models import interop
+
+                if not interop.recognises(handle.keys()):
+                    _parse_header(file, header)  # raises: not a gansr checkpoint
+                state = {key: handle.get_tensor(key) for key in handle.keys()}
+                return interop.model_from_state_dict(state, source=file).to(map_location)
+            info = _parse_header(file, header)
+            state = {key: handle.get_tensor(key) for key in handle.keys()}
+    except (SafetensorError, OSError) as exc:
+        raise _open_error(file, exc) from None
+
+    model = instantiate(info["arch"], info["config"], state, source=file, strict=strict)
+    model.metadata = {**info, "source": str(file)}
+    return model.to(map_location).eval()
+
+
+def instantiate(
+    arch: str,
+    config: dict[str, Any],
+    state: dict[str, torch.Tensor],
+    *,
+    source: Path | str,
+    strict: bool = True,
+) -> nn.Module:
+    """``create(arch, **config)`` with ``state`` loaded, in eval mode; ModelError when they do not fit.
+
+    Built on the CPU with its random initialisation (0.7 s for the full rrdbnet): building on the
+    ``meta`` device and assigning the tensors skips that, but its one-time set-up costs a fresh
+    process about 3 s, so it would slow down every one-shot ``gansr upscale``.
+    """
+    from gansr.models import create
+
+    try:
+        model = create(arch, **config)
+    except (ConfigError, ModelError, TypeError, ValueError) as exc:
+        raise ModelError(f"{source}: cannot rebuild {arch!r} from its stored config ({exc})") from None
+    load_state(model, state, source=source, strict=strict)
+    return model.eval()
+
+
+def load_state(
+    model: nn.Module,
+    state: dict[str, torch.Tensor],
+    *,
+    source: Path | str,
+    strict: bool = True,
+) -> None:
+    """Copy ``state`` into ``model`` (floats cast to the model's dtype) or raise a one-line ModelError.
+
+    Shapes must always match; with ``strict`` the key sets must match too.
+    """
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
+    problems = []
+    if shapes:
+        k = shapes[0]
+        got, want = tuple(state[k].shape), tuple(own[k].shape)
+        problems.append(f"{len(shapes)} shape mismatch(es), e.g. {k}: file {got} vs model {want}")
+    if strict and missing:
+        problems.append(f"{len(missing)} missing key(s), e.g. {missing[0]}")
+    if strict and unexpected:
+        problems.append(f"{len(unexpected)} unexpected key(s), e.g. {unexpected[0]}")
+    if problems:
+        arch = getattr(model, "arch", type(model).__name__)
+        raise ModelError(f"{source}: weights do not fit {arch}: " + "; ".join(problems))
+    # fp16-stored checkpoints come back in the model's own dtype (float32).
+    cast = {k: (v.to(own[k].dtype) if v.is_floating_point() else v) for k, v in state.items() if k in own}
+    model.load_state_dict(cast, strict=strict)

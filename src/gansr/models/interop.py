@@ -1,0 +1,306 @@
+"""Loading public ESRGAN / Real-ESRGAN / BasicSR checkpoints into gansr models.
+
+Peer ``.pth`` files are pickles. They are read only with ``torch.load(weights_only=True)``, which
+refuses anything but tensors and plain containers, so a hostile file cannot run code. The layout is
+recognised from the state-dict keys and the hyper-parameters are inferred from tensor shapes; the
+weights are then renamed to gansr's (= BasicSR's) parameter names and loaded strictly.
+
+Supported layouts (``model.metadata["format"]``):
+
+* ``basicsr-rrdbnet``: BasicSR / Real-ESRGAN RRDBNet (``conv_first``, ``body.N.rdbK.convJ``,
+  ``conv_body``, ``conv_up1``/``conv_up2``, ``conv_hr``, ``conv_last``); x2/x1 models (pixel-unshuffle
+  in front) are recognised from ``conv_first``'s input channels.
+* ``esrgan-rrdbnet``: the ESRGAN repository's current RRDBNet (``RRDB_trunk.N.RDBK.convJ``,
+  ``trunk_conv``, ``upconv1``/``upconv2``, ``HRconv``).
+* ``esrgan-oldarch``: the original ESRGAN ``RRDB_Net`` (``model.0``, ``model.1.sub.N.RDBK.convJ.0``,
+  ``model.1.sub.<nb>``, then ``model.3``/``model.6`` up-convs, ``model.8``, ``model.10``), e.g. the
+  first release of ``RRDB_ESRGAN_x4.pth``.
+* ``basicsr-msrresnet``: BasicSR MSRResNet (``conv_first``, ``body.N.conv1``/``conv2``,
+  ``upconv1``[/``upconv2``], ``conv_hr``, ``conv_last``).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from gansr.errors import ModelError
+
+# Checked in this order; BasicSR saves EMA weights next to the raw ones and EMA is what is released.
+WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model")
+
+SUPPORTED = (
+    "BasicSR/Real-ESRGAN RRDBNet (conv_first, body.N.rdbK.convJ, conv_up1...)",
+    "ESRGAN RRDBNet (RRDB_trunk.N.RDBK.convJ, trunk_conv, upconv1, HRconv)",
+    "ESRGAN old-arch RRDB_Net (model.0, model.1.sub.N.RDBK.convJ.0, model.10)",
+    "BasicSR MSRResNet (conv_first, body.N.conv1, upconv1, conv_hr)",
+)
+
+State = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Converted:
+    """A foreign state dict turned into gansr terms."""
+
+    format: str
+    arch: str
+    config: dict[str, Any]
+    state: State
+
+
+def read_pth(path: str | os.PathLike[str]) -> tuple[State, str | None]:
+    """Read a ``.pth``/``.pt`` safely and return ``(state_dict, wrapper_key)``.
+
+    The wrapper key is the ``params_ema``/``params``/``state_dict``/``model`` entry the weights were
+    found under (None for a bare state dict); ``module.`` prefixes (DataParallel) are stripped.
+
+    Raises:
+        ModelError: missing, unreadable or corrupt file, or a pickle holding Python objects.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise ModelError(f"{file}: no such checkpoint file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol 4": the error says enough
+            obj = torch.load(file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # weights_only names the first class it refused; other failures are plain corruption.
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        if found:
+            raise ModelError(
+                f"refusing to unpickle {file}: it holds Python objects ({found.group(1)}), not just tensors; "
+                "gansr reads .pth files with torch.load(weights_only=True) only"
+            ) from None
+        raise ModelError(
+            f"{file}: not a readable PyTorch checkpoint (invalid or unsupported pickle data)"
+        ) from None
+    except Exception as exc:  # torch.load raises KeyError/EOFError/RuntimeError... on garbage
+        raise ModelError(f"{file}: not a readable PyTorch checkpoint ({_first_line(exc)})") from None
+    return unwrap(obj, source=file)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+def unwrap(obj: Any, *, source: Path | str = "<state dict>") -> tuple[State, str | None]:
+    """Find the weights inside a loaded checkpoint object; see :func:`read_pth`."""
+    wrapper = None
+    for _ in range(3):  # e.g. {"state_dict": {"params_ema": ...}} is possible, deeper is not seen
+        if not isinstance(obj, Mapping):
+            break
+        inner = next((k for k in WRAPPER_KEYS if isinstance(obj.get(k), Mapping)), None)
+        if inner is None:
+            break
+        wrapper = inner if wrapper is None else f"{wrapper}.{inner}"
+        obj = obj[inner]
+    if not isinstance(obj, Mapping):
+        raise ModelError(f"{source}: holds a {type(obj).__name__}, not a state dict")
+    state = {
+        (k[len("module.") :] if k.startswith("module.") else k): v
+        for k, v in obj.items()
+        if isinstance(k, str) and isinstance(v, torch.Tensor)
+    }
+    if not state:
+        raise ModelError(
+            f"{source}: no tensors found (looked at the top level and {', '.join(WRAPPER_KEYS)})"
+        )
+    return state, wrapper
+
+
+def _block_count(state: State, pattern: str, source: Path | str) -> int:
+    """Number of numbered blocks matched by ``pattern`` (one group: the index); they must be 0..n-1."""
+    found = {int(m.group(1)) for k in state if (m := re.match(pattern, k))}
+    if not found or found != set(range(max(found) + 1)):
+        raise ModelError(f"{source}: residual blocks are missing or not numbered 0..n-1")
+    return max(found) + 1
+
+
+def _shape(state: State, key: str, source: Path | str) -> tuple[int, ...]:
+    if key not in state:
+        raise ModelError(f"{source}: incomplete checkpoint, {key} is missing")
+    return tuple(state[key].shape)
+
+
+def _rrdb_config(state: State, n_up: int, source: Path | str) -> dict[str, Any]:
+    """RRDBNet kwargs from a state dict already in BasicSR names."""
+    num_feat, first_in = _shape(state, "conv_first.weight", source)[:2]
+    out_channels = _shape(state, "conv_last.weight", source)[0]
+    num_grow_ch = _shape(state, "body.0.rdb1.conv1.weight", source)[0]
+    num_block = _block_count(state, r"body\.(\d+)\.rdb1\.conv1\.weight$", source)
+    # gansr's rrdbnet (like every released model) has as many output as input channels; x2 / x1
+    # models pixel-unshuffle the input first, so conv_first sees 4x / 16x the channels.
+    unshuffle = {out_channels: 1, 4 * out_channels: 2, 16 * out_channels: 4}.get(first_in)
+    if unshuffle is None:
+        raise ModelError(
+            f"{source}: RRDBNet with {first_in} input and {out_channels} output channels is not supported "
+            "(gansr's rrdbnet has equal input and output channels)"
+        )
+    if n_up == 3 and unshuffle == 1:
+        scale = 8
+    elif n_up == 2:
+        scale = {1: 4, 2: 2, 4: 1}[unshuffle]
+    else:
+        raise ModelError(
+            f"{source}: RRDBNet with {n_up} up-sampling conv(s) and pixel-unshuffle x{unshuffle} "
+            "is not supported (x1/x2/x4 have 2 up-convs, x8 has 3)"
+        )
+    return {
+        "in_channels": out_channels,
+        "num_feat": num_feat,
+        "num_block": num_block,
+        "num_grow_ch": num_grow_ch,
+        "scale": scale,
+    }
+
+
+def _count_ups(state: State, prefix: str) -> int:
+    n = 0
+    while f"{prefix}{n + 1}.weight" in state:
+        n += 1
+    return n
+
+
+def _from_basicsr_rrdbnet(state: State, source: Path | str) -> Converted:
+    config = _rrdb_config(state, _count_ups(state, "conv_up"), source)
+    return Converted("basicsr-rrdbnet", "rrdbnet", config, dict(state))
+
+
+def _from_esrgan_rrdbnet(state: State, source: Path | str) -> Converted:
+    renames = (
+        (r"^RRDB_trunk\.(\d+)\.RDB(\d)\.", r"body.\1.rdb\2."),
+        (r"^trunk_conv\.", "conv_body."),
+        (r"^upconv(\d)\.", r"conv_up\1."),
+        (r"^HRconv\.", "conv_hr."),
+    )
+    out = {}
+    for key, value in state.items():
+        for pattern, repl in renames:
+            key = re.sub(pattern, repl, key)
+        out[key] = value
+    config = _rrdb_config(out, _count_ups(out, "conv_up"), source)
+    return Converted("esrgan-rrdbnet", "rrdbnet", config, out)
+
+
+def _from_esrgan_oldarch(state: State, source: Path | str) -> Converted:
+    # model.0 = conv_first; model.1.sub = trunk (blocks, then conv_body at index num_block); after it
+    # come (upsample, conv, act) triples and finally HR conv (+act) and the last conv: the last two
+    # convs are conv_hr and conv_last, those before them the up-convs.
+    top = sorted({int(m.group(1)) for k in state if (m := re.match(r"model\.(\d+)\.weight$", k))})
+    tail = [i for i in top if i >= 2]
+    if len(tail) < 2:
+        raise ModelError(f"{source}: old-arch ESRGAN checkpoint without HR/last convs")
+    ups, (hr, last) = tail[:-2], tail[-2:]
+    num_block = _block_count(state, r"model\.1\.sub\.(\d+)\.RDB1\.conv1\.0\.weight$", source)
+    names = {"model.0.": "conv_first.", f"model.1.sub.{num_block}.": "conv_body.", f"model.{hr}.": "conv_hr."}
+    names[f"model.{last}."] = "conv_last."
+    names.update({f"model.{idx}.": f"conv_up{n}." for n, idx in enumerate(ups, start=1)})
+    out = {}
+    for key, value in state.items():
+        m = re.match(r"model\.1\.sub\.(\d+)\.RDB(\d)\.conv(\d)\.0\.(weight|bias)$", key)
+        if m:
+            out[f"body.{m.group(1)}.rdb{m.group(2)}.conv{m.group(3)}.{m.group(4)}"] = value
+            continue
+        prefix = next((p for p in names if key.startswith(p)), None)
+        out[names[prefix] + key[len(prefix) :] if prefix else key] = value
+    if len(ups) not in (2, 3):
+        raise ModelError(
+            f"{source}: old-arch ESRGAN x{2 ** len(ups)} (with {len(ups)} up-convs) is not supported; "
+            "gansr's rrdbnet is x4/x8 with up-convs (x2/x1 use pixel-unshuffle instead)"
+        )
+    config = _rrdb_config(out, len(ups), source)
+    return Converted("esrgan-oldarch", "rrdbnet", config, out)
+
+
+def _from_basicsr_msrresnet(state: State, source: Path | str) -> Converted:
+    num_feat, in_channels = _shape(state, "conv_first.weight", source)[:2]
+    out_channels = _shape(state, "conv_last.weight", source)[0]
+    num_block = _block_count(state, r"body\.(\d+)\.conv1\.weight$", source)
+    if "upconv2.weight" in state:
+        scale = 4
+    else:
+        ratio = _shape(state, "upconv1.weight", source)[0] // num_feat  # pixel-shuffle r^2 channels
+        scale = {4: 2, 9: 3}.get(ratio)
+        if scale is None:
+            raise ModelError(f"{source}: MSRResNet up-conv has {ratio}x channels; expected 4 (x2) or 9 (x3)")
+    if in_channels != out_channels:
+        raise ModelError(
+            f"{source}: MSRResNet with {in_channels} input and {out_channels} output channels is not "
+            "supported (its global skip needs them equal)"
+        )
+    config = {
+        "in_channels": in_channels,
+        "num_feat": num_feat,
+        "num_block": num_block,
+        "scale": scale,
+    }
+    return Converted("basicsr-msrresnet", "msrresnet", config, dict(state))
+
+
+# (required keys, converter): the first whose keys are all present wins.
+_LAYOUTS: tuple[tuple[tuple[str, ...], Callable[[State, Path | str], Converted]], ...] = (
+    (("conv_first.weight", "body.0.rdb1.conv1.weight"), _from_basicsr_rrdbnet),
+    (("conv_first.weight", "RRDB_trunk.0.RDB1.conv1.weight"), _from_esrgan_rrdbnet),
+    (("model.0.weight", "model.1.sub.0.RDB1.conv1.0.weight"), _from_esrgan_oldarch),
+    (("conv_first.weight", "body.0.conv1.weight", "upconv1.weight"), _from_basicsr_msrresnet),
+)
+
+
+def recognises(state: Mapping[str, Any]) -> bool:
+    """Whether ``state``'s keys match one of the supported foreign layouts."""
+    return any(all(k in state for k in required) for required, _ in _LAYOUTS)
+
+
+def convert(state: State, *, source: Path | str = "<state dict>") -> Converted:
+    """Recognise a foreign state dict's layout and rename it to gansr's; ModelError when unknown."""
+    for required, converter in _LAYOUTS:
+        if all(k in state for k in required):
+            return converter(state, source)
+    sample = ", ".join(sorted(state)[:3])
+    raise ModelError(
+        f"{source}: unrecognised checkpoint layout (keys like {sample}); supported: " + "; ".join(SUPPORTED)
+    )
+
+
+def model_from_state_dict(
+    state: State, *, source: Path | str = "<state dict>", wrapper: str | None = None
+) -> nn.Module:
+    """Build the gansr model a foreign state dict describes and load it (eval mode).
+
+    ``model.metadata`` records ``source``, ``format`` (see the module docstring), ``wrapper``,
+    ``arch`` and ``config``.
+    """
+    from gansr.models.checkpoint import instantiate
+
+    converted = convert(state, source=source)
+    model = instantiate(converted.arch, converted.config, converted.state, source=source, strict=True)
+    model.metadata = {
+        "source": str(source),
+        "format": converted.format,
+        "wrapper": wrapper,
+        "arch": converted.arch,
+        "config": dict(converted.config),
+    }
+    return model.eval()
+
+
+def load_foreign(path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu") -> nn.Module:
+    """Load an ESRGAN / Real-ESRGAN / BasicSR ``.pth`` as a gansr model, ready for inference.
+
+    Raises:
+        ModelError: unreadable file, Python objects in the pickle, or an unsupported layout.
+    """
+    state, wrapper = read_pth(path)
+    return model_from_state_dict(state, source=Path(path), wrapper=wrapper).to(map_location)
