@@ -1,15 +1,13 @@
 """Encoding an upscaled image to PNG, JPEG or WebP bytes in memory.
 
-Pixels are quantized by :mod:`gansr.data.io` (``to_pil``; its 16-bit PNG encoder for 16-bit
-sources), so the bytes match what ``gansr upscale`` writes to a file. JPEG has no alpha channel:
-a transparent image is composited onto white, the usual rendering of transparency in viewers.
+Pixels are encoded by :func:`gansr.data.io.encode_image` (16-bit PNG for 16-bit sources), so
+the bytes match what ``gansr upscale`` writes to a file. JPEG has no alpha channel: a
+transparent image is composited onto white, the usual rendering of transparency in viewers.
 """
 
 from __future__ import annotations
 
-import io
-
-from gansr.data.io import LoadedImage, to_pil
+from gansr.data.io import LoadedImage, encode_image
 from gansr.serve.limits import OUTPUT_FORMATS
 
 __all__ = ["JPEG_QUALITY", "WEBP_QUALITY", "encode"]
@@ -29,18 +27,11 @@ def encode(image: LoadedImage, fmt: str) -> bytes:
     pixels, alpha = image.pixels, image.alpha
     if alpha is not None and not spec.alpha:
         pixels, alpha = pixels * alpha + (1.0 - alpha), None  # composite onto white
-    if spec.pil == "PNG" and image.bit_depth == 16:
-        # PIL cannot hold 16-bit colour; gansr.data.io's PNG encoder writes it (no public bytes API).
-        from gansr.data.io import _encode_png16, _hwc
-
-        return _encode_png16(_hwc(pixels, alpha, 65535), image.icc_profile)
-    options: dict[str, object] = {}
-    if image.icc_profile:
-        options["icc_profile"] = image.icc_profile
-    if spec.pil == "JPEG":
-        options.update(quality=JPEG_QUALITY, subsampling=0)
-    elif spec.pil == "WEBP":
-        options.update(quality=WEBP_QUALITY, method=4)
-    buffer = io.BytesIO()
-    to_pil(pixels, alpha).save(buffer, format=spec.pil, **options)
-    return buffer.getvalue()
+    return encode_image(
+        pixels,
+        spec.pil,
+        alpha=alpha,
+        bit_depth=image.bit_depth if spec.pil == "PNG" else 8,
+        icc_profile=image.icc_profile,
+        quality=WEBP_QUALITY if spec.pil == "WEBP" else JPEG_QUALITY,
+    )
