@@ -1,0 +1,197 @@
+"""``gansr upscale``: super-resolve image files and folders (a thin layer over :class:`gansr.Upscaler`)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+
+from gansr.upscale import DEFAULT_MODEL, OUTPUT_EXTS
+
+_EPILOG = f"""\
+model: the default is {DEFAULT_MODEL!r}. No trained weights ship with gansr yet, so by default
+this is plain MATLAB-style bicubic interpolation, not super-resolution; pass --model with a
+gansr checkpoint or an ESRGAN/Real-ESRGAN/BasicSR .pth for real SR.
+
+outputs: written next to each input as <stem><suffix>.<ext> (suffix _x4 from the final scale)
+unless -o names a folder (created; subfolders of folder inputs are kept) or, for one input, a
+file. Existing outputs are skipped unless --overwrite; inputs are never overwritten, and two
+inputs never share an output (a.png + a.jpg -> a_x4.png, a_jpg_x4.png). Files inside a folder
+input that are outputs of another input (photo_x4.png beside photo.png) are not upscaled again.
+--ext auto keeps PNG, JPEG and WebP and writes PNG for other formats; JPEG output of an image
+with alpha is composited onto white. 16-bit PNGs stay 16-bit, gray stays gray, alpha and the
+ICC profile are kept, EXIF orientation is applied.
+
+sizes: fixed-scale models run once at their scale, then the result is resized to --outscale /
+--size with MATLAB bicubic (antialiased when shrinking); arbitrary-scale models (vae_cppn)
+render the requested size directly.
+
+tiles: large images run in tiles of --tile LR pixels (automatic: the largest that fits a
+memory budget of a quarter of free RAM, at most 1.5 GiB, on the CPU, or half the free GPU
+memory), each with --tile-overlap pixels of context, blended with linear ramps.
+
+exit status: 0 all done or skipped, 1 some image failed, 2 nothing could run (bad options,
+model), 130 interrupted.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "upscale",
+        help="super-resolve images, folders and globs",
+        description="Super-resolve image files, folders (recursively) and glob patterns.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
+    p.add_argument("-o", "--output", metavar="OUT", help="output folder, or output file for one input")
+    p.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help=f"shipped model name, 'bicubic', gansr checkpoint or peer .pth (default: {DEFAULT_MODEL}; "
+        "see below)",
+    )
+    size = p.add_mutually_exclusive_group()
+    size.add_argument(
+        "--outscale", type=_positive_float, metavar="F", help="final scale (default: the model's)"
+    )
+    size.add_argument(
+        "--size",
+        type=_parse_size,
+        metavar="WxH",
+        help="final size in pixels; 1920x or x1080 keeps the aspect ratio",
+    )
+    p.add_argument(
+        "--tile", type=_non_negative_int, metavar="N", help="tile size in LR pixels (default: auto; 0: none)"
+    )
+    p.add_argument(
+        "--tile-overlap",
+        type=_non_negative_int,
+        metavar="N",
+        help="context per tile side in LR pixels (default: 32)",
+    )
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32", help="(default: fp32)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    p.add_argument("--suffix", metavar="S", help="output name suffix (default: _x<scale>, e.g. _x4)")
+    p.add_argument("--ext", choices=OUTPUT_EXTS, default=None, help="output format (default: auto)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs (never inputs)")
+    p.add_argument(
+        "--compile", action="store_true", help="torch.compile the model (slow start, faster big runs)"
+    )
+    p.add_argument(
+        "--max-pixels",
+        type=_positive_int,
+        metavar="N",
+        help="refuse inputs with more pixels (default: 134217728 = 2**27, as gansr.data.read_image)",
+    )
+    p.add_argument(
+        "--quiet", "-q", action="store_true", help="no progress bars or summary (errors still shown)"
+    )
+    p.set_defaults(func=run)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be > 0")
+    return value
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    """``WxH`` (either side may be empty to keep the aspect ratio) -> ``(height, width)``."""
+    match = re.fullmatch(r"\s*(\d*)\s*[xX]\s*(\d*)\s*", text)
+    if not match or not (match[1] or match[2]) or not any(int(v or 0) for v in match.groups()):
+        raise argparse.ArgumentTypeError(f"expected WxH like 1920x1080 (or 1920x / x1080), got {text!r}")
+    width, height = (int(v or 0) for v in match.groups())
+    return height, width
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+    import warnings
+    from pathlib import Path
+
+    from gansr.cli import EXIT_USER_ERROR, error
+    from gansr.data.io import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES
+    from gansr.errors import ConfigError
+    from gansr.upscale.batch import collect_inputs, default_suffix, plan_jobs, run_batch
+    from gansr.upscale.upscaler import Upscaler
+
+    def one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+        print(f"gansr: warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = one_line_warning
+        inputs, missing = collect_inputs(args.inputs)
+        for message in missing:
+            error(message)
+        if not inputs:
+            error("no input images to upscale")
+            return EXIT_USER_ERROR
+
+        output, output_is_file = None, False
+        if args.output:
+            output = Path(args.output)
+            output_is_file = not output.is_dir() and output.suffix.lower() in IMAGE_SUFFIXES
+            if not output_is_file and output.exists() and not output.is_dir():
+                raise ConfigError(f"-o {output} is an existing file without an image suffix, not a folder")
+            if output_is_file and args.ext and not _same_format(output.suffix, args.ext):
+                raise ConfigError(f"-o {output} is not a .{args.ext} file name (drop --ext or change -o)")
+        if args.suffix is not None and (os.sep in args.suffix or "/" in args.suffix):
+            raise ConfigError(f"--suffix must not contain a path separator, got {args.suffix!r}")
+
+        upscaler = Upscaler(
+            args.model,
+            device=args.device,
+            precision=args.precision,
+            tile=args.tile,
+            tile_overlap=args.tile_overlap,
+            compile=args.compile,
+        )
+        suffix = (
+            args.suffix
+            if args.suffix is not None
+            else default_suffix(upscaler.scale, args.outscale, args.size)
+        )
+        jobs = plan_jobs(
+            inputs, suffix=suffix, ext=args.ext or "auto", output=output, output_is_file=output_is_file
+        )
+        summary = run_batch(
+            upscaler,
+            jobs,
+            outscale=args.outscale,
+            size=args.size,
+            overwrite=args.overwrite,
+            max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
+            progress=not args.quiet and sys.stderr.isatty(),
+            on_error=error,
+        )
+    summary.failed += len(missing)
+    if not args.quiet or summary.interrupted:
+        print(f"gansr upscale: {summary.line()}", file=sys.stderr)
+    return summary.exit_code
+
+
+def _same_format(suffix: str, ext: str) -> bool:
+    aliases = {".jpeg": "jpg", ".jpg": "jpg", ".png": "png", ".webp": "webp"}
+    return aliases.get(suffix.lower()) == ext

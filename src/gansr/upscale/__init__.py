@@ -1,0 +1,32 @@
+"""Upscaling images with a trained model: the :class:`Upscaler` API behind ``gansr upscale``.
+
+``Upscaler`` (in :mod:`gansr.upscale.upscaler`) runs a model on paths, PIL images, NumPy arrays
+and tensors of any mode and size (tiled when large); :mod:`gansr.upscale.batch` runs it over files
+and folders. Both are imported lazily so that ``import gansr.upscale`` (and the CLI's start-up)
+does not pay for torch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+#: The model used when none is given. No trained weights ship yet, so this is the weightless
+#: MATLAB-bicubic baseline (plain interpolation, not super-resolution); it becomes the shipped x4
+#: model once one is released.
+DEFAULT_MODEL = "bicubic"
+
+#: Output formats of ``gansr upscale --ext`` (``auto`` keeps PNG/JPEG/WebP inputs' format, else PNG).
+OUTPUT_EXTS: tuple[str, ...] = ("auto", "png", "jpg", "webp")
+
+__all__ = ["DEFAULT_MODEL", "OUTPUT_EXTS", "Upscaler"]
+
+if TYPE_CHECKING:
+    from gansr.upscale.upscaler import Upscaler
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Upscaler":
+        from gansr.upscale.upscaler import Upscaler
+
+        return Upscaler
+    raise AttributeError(f"module 'gansr.upscale' has no attribute {name!r}")
