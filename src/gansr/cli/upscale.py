@@ -82,7 +82,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--max-pixels",
         type=_positive_int,
         metavar="N",
-        help="refuse inputs with more pixels (default: 134217728 = 2**27, as gansr.data.read_image)",
+        help="refuse inputs with more pixels (default: gansr.data.DEFAULT_MAX_PIXELS, 89,478,485)",
     )
     p.add_argument(
         "--quiet", "-q", action="store_true", help="no progress bars or summary (errors still shown)"
