@@ -162,18 +162,8 @@ def read_image(
                 fmt = img.format
     except (DataError, MemoryError):
         raise
-    except Image.DecompressionBombError as exc:
-        raise DataError(f"{name}: image too large ({_one_line(exc)})") from None
-    except FileNotFoundError:
-        raise DataError(f"{name}: no such file") from None
-    except IsADirectoryError:
-        raise DataError(f"{name}: is a folder, not an image") from None
-    except PermissionError:
-        raise DataError(f"{name}: permission denied") from None
-    except UnidentifiedImageError:
-        raise DataError(f"{name}: not an image file (unknown or unsupported format)") from None
-    except Exception as exc:  # Pillow raises many types on damaged data (OSError, SyntaxError, ...)
-        raise DataError(f"{name}: corrupt or truncated image ({_one_line(exc)})") from None
+    except Exception as exc:
+        raise _open_error(name, exc, "corrupt or truncated image") from None
     return _finish(arr, alpha, bit_depth, mode, fmt, icc, path, channels)
 
 
@@ -479,17 +469,25 @@ def image_size(source: str | os.PathLike[str] | bytes) -> tuple[int, int]:
                 width, height = height, width
     except DataError:
         raise
-    except FileNotFoundError:
-        raise DataError(f"{name}: no such file") from None
-    except IsADirectoryError:
-        raise DataError(f"{name}: is a folder, not an image") from None
-    except PermissionError:
-        raise DataError(f"{name}: permission denied") from None
-    except UnidentifiedImageError:
-        raise DataError(f"{name}: not an image file (unknown or unsupported format)") from None
-    except Exception as exc:  # damaged headers raise many types
-        raise DataError(f"{name}: corrupt image header ({_one_line(exc)})") from None
+    except Exception as exc:
+        raise _open_error(name, exc, "corrupt image header") from None
     return height, width
+
+
+def _open_error(name: str, exc: Exception, damaged: str) -> DataError:
+    """The one-line :class:`DataError` for an exception raised while opening or decoding ``name``."""
+    if isinstance(exc, Image.DecompressionBombError):
+        return DataError(f"{name}: image too large ({_one_line(exc)})")
+    if isinstance(exc, FileNotFoundError):
+        return DataError(f"{name}: no such file")
+    if isinstance(exc, IsADirectoryError):
+        return DataError(f"{name}: is a folder, not an image")
+    if isinstance(exc, PermissionError):
+        return DataError(f"{name}: permission denied")
+    if isinstance(exc, UnidentifiedImageError):
+        return DataError(f"{name}: not an image file (unknown or unsupported format)")
+    # Pillow raises many types on damaged data (OSError, SyntaxError, ValueError, ...).
+    return DataError(f"{name}: {damaged} ({_one_line(exc)})")
 
 
 # --------------------------------------------------------------------------- writing
