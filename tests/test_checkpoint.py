@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,15 +119,29 @@ def test_save_is_atomic_and_leaves_no_temp_files(tmp_path, monkeypatch):
     path = models.save(model, tmp_path / "m.safetensors", metadata={"v": 1})
     before = path.read_bytes()
 
-    def boom(*args, **kwargs):
-        Path(args[1]).write_bytes(b"partial")  # the writer dies half-way through
-        raise OSError("disk full")
+    def boom(fd):
+        raise OSError("disk full")  # the bytes went into the temp file, flushing them to disk fails
 
-    monkeypatch.setattr(checkpoint, "save_file", boom)
+    monkeypatch.setattr(os, "fsync", boom)
     with pytest.raises(OSError, match="disk full"):
         models.save(model, path, metadata={"v": 2})
     assert path.read_bytes() == before  # the old checkpoint is intact
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors"]
+
+
+def test_save_uses_umask_permissions_and_writes_into_a_folder(tmp_path):
+    model = models.create("mnist_sr")
+    old = os.umask(0o022)
+    try:
+        path = models.save(model, tmp_path / "m")
+    finally:
+        os.umask(old)
+    assert path.name == "m.safetensors"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # not mkstemp's 0600: others may read a model
+    (tmp_path / "run").mkdir()
+    inside = models.save(model, tmp_path / "run")  # a folder gets the model.safetensors load() reads
+    assert inside == tmp_path / "run" / "model.safetensors"
+    assert models.load(tmp_path / "run").config == model.config
 
 
 def test_save_rejects_bad_metadata_and_foreign_models(tmp_path):

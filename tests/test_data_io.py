@@ -24,6 +24,7 @@ from gansr.data import io as gio
 from gansr.data.io import (
     DEFAULT_MAX_PIXELS,
     IMAGE_SUFFIXES,
+    atomic_write,
     encode_image,
     from_pil,
     list_images,
@@ -480,6 +481,17 @@ def test_write_is_atomic(crop: Image.Image, tmp_path: Path, monkeypatch: pytest.
         write_image(dest, torch.zeros(3, 4, 4))
     assert dest.read_bytes() == before  # the old file is untouched
     assert sorted(p.name for p in dest.parent.iterdir()) == ["out.png"]  # no temp file left
+
+
+def test_atomic_write_refuses_a_folder_or_a_file_in_the_path(tmp_path: Path) -> None:
+    with pytest.raises(IsADirectoryError), atomic_write(tmp_path):
+        pass
+    (tmp_path / "f").write_bytes(b"keep")
+    with pytest.raises(NotADirectoryError) as caught, atomic_write(tmp_path / "f" / "x.png"):
+        pass
+    assert caught.value.filename == str(tmp_path / "f")  # the CLI prints this as "Not a directory: ..."
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f"]
+    assert (tmp_path / "f").read_bytes() == b"keep"
 
 
 def _umask() -> int:

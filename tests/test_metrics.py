@@ -91,6 +91,18 @@ def test_rgb_to_y_shapes_dtype_and_gray_passthrough(set5: Path) -> None:
         rgb_to_y(torch.zeros(4, 8, 8))
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_rgb_to_y_low_precision_only_rounds_the_result(set5: Path, dtype: torch.dtype) -> None:
+    img = to_tensor(load_uint8(set5 / "bird.png")).to(dtype)
+    y = rgb_to_y(img)
+    assert y.dtype == dtype
+    exact = rgb_to_y(img.double())  # of the same (already rounded) input
+    # Only the final rounding to dtype (relative error <= eps / 2): no error from a 0..255 sum
+    # (summing in bf16 itself was off by up to 3.6x the input's own rounding).
+    bound = exact * torch.finfo(dtype).eps / 2 * (1 + 1e-6)
+    assert bool(((y.double() - exact).abs() <= bound).all())
+
+
 def test_rgb_to_y_matches_skimage_on_real_image(set14: Path) -> None:
     pixels = load_uint8(set14 / "monarch.png")
     ours = rgb_to_y(to_tensor(pixels))[0].numpy() * 255

@@ -5,13 +5,22 @@ from __future__ import annotations
 import argparse
 
 
+def _preset_names() -> list[str]:
+    # Read from the package folder here, not via gansr.train.preset_names: that import pulls in
+    # torch, and `gansr --help` must stay fast. A hard-coded list went stale as presets were added.
+    from importlib.resources import files
+
+    folder = files("gansr") / "presets"
+    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
         help="train an SR generator (PSNR pre-training and/or GAN) from a preset or YAML config",
         description=(
-            "Train from CONFIG, a YAML file or a preset name (mnist_x4, vaegan_cppn_mnist, srgan_x4, "
-            "esrgan_x4, msrgan_stl10_x4). The run goes to RUNS_DIR/<name>-<timestamp>/ with config.yaml, "
+            f"Train from CONFIG, a YAML file or a preset name ({', '.join(_preset_names())}). "
+            "The run goes to RUNS_DIR/<name>-<timestamp>/ with config.yaml, "
             "log.jsonl, log.csv, checkpoints/, samples/, plots/ and the final EMA generator "
             "model.safetensors. "
             "For several processes use torchrun: torchrun --nproc_per_node N -m gansr train CONFIG."

@@ -18,6 +18,7 @@ to ``True`` opts out of the check.
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import secrets
@@ -668,9 +669,18 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     """Open a temporary file beside ``path`` for binary writing; on success it is flushed,
     fsynced and ``os.replace``\\ d onto ``path``, on any exception (also ``KeyboardInterrupt``)
     removed. The temporary file is created with mode 0o666 minus the umask, like ``open()``.
+
+    Raises:
+        IsADirectoryError: ``path`` is an existing folder (the CLI prints it as one line).
     """
     dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.is_dir():
+        # Checked first: os.replace onto a folder fails late with a confusing EBUSY/EISDIR.
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(dest))
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as exc:  # a file stands where a folder of the path should be
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), exc.filename) from None
     tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:

@@ -33,6 +33,9 @@ def rgb_to_y(img: Tensor) -> Tensor:
         return img
     if channels != 3:
         raise ValueError(f"rgb_to_y expects 1 or 3 channels, got {channels}")
-    weights = torch.tensor(_Y_WEIGHTS, dtype=img.dtype, device=img.device).view(3, 1, 1)
-    y = (img * weights).sum(dim=-3, keepdim=True) + _Y_OFFSET
-    return y / 255.0
+    # fp16/bf16 would round the 0..255 intermediate sum (bf16: to whole units), 3-4x the input's own
+    # rounding error; compute those in float32 and hand back the input's dtype.
+    work = img.float() if img.dtype in (torch.float16, torch.bfloat16) else img
+    weights = torch.tensor(_Y_WEIGHTS, dtype=work.dtype, device=img.device).view(3, 1, 1)
+    y = (work * weights).sum(dim=-3, keepdim=True) + _Y_OFFSET
+    return (y / 255.0).to(img.dtype)

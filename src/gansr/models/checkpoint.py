@@ -21,16 +21,16 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
+from gansr.data.io import atomic_write
 from gansr.errors import ConfigError, ModelError
 
 FORMAT = "gansr"
@@ -92,9 +92,10 @@ def save(
 
     Args:
         model: a gansr model (it must have ``arch`` and ``config``).
-        path: destination; ``.safetensors`` is appended when the suffix is missing. Written to a
-            temporary file in the same folder and renamed into place, so a crash never leaves a
-            half-written checkpoint.
+        path: destination; ``.safetensors`` is appended when the suffix is missing, and an existing
+            folder gets a ``model.safetensors`` inside it (what :func:`load` reads from a folder).
+            Written to a temporary file in the same folder and renamed into place, so a crash
+            never leaves a half-written checkpoint.
         metadata: JSON-able facts to keep with the weights (iteration, dataset, metrics...). They
             come back merged into :func:`read_metadata` and ``model.metadata`` after :func:`load`.
         dtype: storage dtype of floating-point tensors, e.g. ``torch.float16`` to halve the file;
@@ -137,17 +138,13 @@ def save(
             header[key] = str(value)
 
     dest = Path(path)
-    if dest.suffix != SUFFIX:
+    if dest.is_dir():  # mirrors load(), which reads a folder's model.safetensors
+        dest = dest / DIR_FILENAME
+    elif dest.suffix != SUFFIX:
         dest = dest.with_name(dest.name + SUFFIX)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata=header)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # atomic_write rather than mkstemp: the file gets the umask's permissions, not mkstemp's 0600.
+    with atomic_write(dest) as fh:
+        fh.write(safetensors_bytes(state, metadata=header))
     return dest
 
 

@@ -22,9 +22,9 @@ size: export them with ``dynamic_hw=False``; :func:`verify_onnx` catches the mis
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import sys
-import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from gansr.data.io import atomic_write
 from gansr.errors import ModelError
 
 INPUT_NAME = "input"
@@ -123,7 +124,6 @@ def export_onnx(
     """
     onnx = _require("onnx")
     dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
     h, w = _example_hw(model, example_hw, dynamic_hw)
     example = torch.rand(1, _in_channels(model), h, w, generator=torch.Generator().manual_seed(0))
     dynamic_axes: dict[str, dict[int, str]] = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
@@ -133,8 +133,7 @@ def export_onnx(
 
     device = next(model.parameters(), torch.empty(0)).device
     was_training = model.training
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
+    graph = io.BytesIO()  # in memory: the file itself is written once, by atomic_write
     try:
         model.eval()  # before baking: eval-mode spectral norm uses its stored vectors, no power iteration
         traced = _plain_weights(model).cpu()
@@ -145,7 +144,7 @@ def export_onnx(
             torch.onnx.export(
                 traced,
                 (example,),
-                tmp,
+                graph,
                 dynamo=False,
                 opset_version=opset,
                 input_names=[INPUT_NAME],
@@ -153,22 +152,20 @@ def export_onnx(
                 dynamic_axes=dynamic_axes,
                 do_constant_folding=True,
             )
-        proto = onnx.load(tmp)
-        for key, value in _metadata(model, dynamic_hw).items():
-            entry = proto.metadata_props.add()
-            entry.key, entry.value = key, value
-        onnx.save(proto, tmp)
-        os.replace(tmp, dest)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, Exception) and not isinstance(exc, OSError | ModelError):
-            arch = getattr(model, "arch", type(model).__name__)
-            first = _summary(exc)
-            hint = "; a fixed height/width export may work" if dynamic_hw else ""
-            raise ModelError(f"cannot export {arch!r} to ONNX (opset {opset}): {first}{hint}") from exc
-        raise
+    except Exception as exc:
+        if isinstance(exc, OSError | ModelError):
+            raise
+        arch = getattr(model, "arch", type(model).__name__)
+        hint = "; a fixed height/width export may work" if dynamic_hw else ""
+        raise ModelError(f"cannot export {arch!r} to ONNX (opset {opset}): {_summary(exc)}{hint}") from exc
     finally:
         model.to(device).train(was_training)
+    proto = onnx.load_model_from_string(graph.getvalue())
+    for key, value in _metadata(model, dynamic_hw).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    with atomic_write(dest) as fh:
+        fh.write(proto.SerializeToString())
     return dest
 
 

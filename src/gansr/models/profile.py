@@ -164,7 +164,14 @@ def profile_model(
         from gansr.models import create
 
         model, device = create(name, **kwargs), "cpu"
-        macs, out = run(model)
+        try:
+            macs, out = run(model)
+        except (MemoryError, RuntimeError) as exc:  # a real forward pass at a user-chosen size
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ModelError(
+                f"{name}: counting MACs at {h}x{w} needs a real forward pass on the CPU, which failed "
+                f"({reason}); use a smaller input size"
+            ) from None
     kind = _kind(model)
     result: dict[str, Any] = {
         "name": name,

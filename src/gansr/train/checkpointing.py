@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from gansr.data.io import atomic_write
 from gansr.errors import ModelError
 
 CHECKPOINT_FORMAT = "gansr-train"
@@ -30,16 +31,8 @@ _ITER_RE = re.compile(r"^iter_(\d+)\.pt$")
 def atomic_torch_save(obj: Any, path: Path) -> Path:
     """``torch.save`` to a temp file beside ``path``, fsync, then rename into place."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as fh:
+        torch.save(obj, fh)
     _fsync_dir(path.parent)
     return path
 

@@ -498,7 +498,7 @@ def check_ranges(cfg: Config) -> None:
         key = f"train.{phase_name}"
         _require(phase.iters >= 0, f"{key}.iters", f"must be >= 0, got {phase.iters}")
         _check_optimizer(phase.optimizer, f"{key}.optimizer")
-        _check_schedule(phase.schedule, f"{key}.schedule", phase.iters)
+        _check_schedule(phase.schedule, f"{key}.schedule")
         terms = phase.losses.get("terms") if isinstance(phase.losses, dict) else phase.losses
         _require(
             isinstance(terms, list) and bool(terms), f"{key}.losses", "needs a non-empty list of loss terms"
@@ -509,7 +509,7 @@ def check_ranges(cfg: Config) -> None:
             )
         if isinstance(phase, GanConfig):
             _check_optimizer(phase.d_optimizer, f"{key}.d_optimizer")
-            _check_schedule(phase.d_schedule, f"{key}.d_schedule", phase.iters)
+            _check_schedule(phase.d_schedule, f"{key}.d_schedule")
     _require(cfg.total_iters >= 1, "train", "the phases have 0 iterations in total")
     if t.gan is not None and t.gan.iters > 0:
         _require(cfg.model.d is not None, "model.d", "required for the train.gan phase")
@@ -532,7 +532,7 @@ def _check_optimizer(opt: OptimizerConfig, key: str) -> None:
     _require(opt.weight_decay >= 0, f"{key}.weight_decay", f"must be >= 0, got {opt.weight_decay}")
 
 
-def _check_schedule(s: ScheduleConfig, key: str, iters: int) -> None:
+def _check_schedule(s: ScheduleConfig, key: str) -> None:
     _require(s.warmup_iters >= 0, f"{key}.warmup_iters", f"must be >= 0, got {s.warmup_iters}")
     _require(s.gamma > 0, f"{key}.gamma", f"must be > 0, got {s.gamma}")
     _require(0.0 <= s.min_lr_ratio <= 1.0, f"{key}.min_lr_ratio", f"must be in [0, 1], got {s.min_lr_ratio}")

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import io
 import json
 import math
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
+
+from gansr.data.io import atomic_write
 
 JSONL_NAME = "log.jsonl"
 CSV_NAME = "log.csv"
@@ -87,13 +89,8 @@ class RunLogger:
             return
         kept = [r for r in read_jsonl(self.jsonl_path) if int(r.get("it", 0)) <= iteration]
         self.records = kept
-        tmp = self.jsonl_path.with_name(f".{JSONL_NAME}.tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            for record in kept:
-                fh.write(json.dumps(record) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.jsonl_path)
+        with atomic_write(self.jsonl_path) as fh:
+            fh.write("".join(json.dumps(record) + "\n" for record in kept).encode("utf-8"))
         self._rewrite_csv()
 
     # ---- writing ------------------------------------------------------------------------------
@@ -125,12 +122,12 @@ class RunLogger:
         for record in self.records:
             fields.extend(k for k in record if k not in fields)
         self._csv_fields = fields
-        tmp = self.csv_path.with_name(f".{CSV_NAME}.tmp")
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=fields)
-            writer.writeheader()
-            writer.writerows(self.records)
-        os.replace(tmp, self.csv_path)
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(self.records)
+        with atomic_write(self.csv_path) as fh:
+            fh.write(text.getvalue().encode("utf-8"))
 
     def note(self, message: str, *, it: int | None = None) -> None:
         """A one-line message for the user: logged as a ``note`` record and printed unless quiet."""

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from gansr.data.io import atomic_write
 from gansr.errors import GansrError, ModelError
 from gansr.train import distributed
 from gansr.train.build import build_parts
@@ -213,9 +214,8 @@ def _train(
             changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
             if changed:
                 log.note(f"resuming with changed settings: {', '.join(changed[:8])}")
-        tmp = config_file.with_name(f".{CONFIG_NAME}.tmp")
-        tmp.write_text(dump_yaml(cfg), encoding="utf-8")
-        tmp.replace(config_file)
+        with atomic_write(config_file) as fh:
+            fh.write(dump_yaml(cfg).encode("utf-8"))
     for note in parts.notes:
         log.note(note)
 

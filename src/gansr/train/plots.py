@@ -7,13 +7,14 @@ backend switch is involved and it works on headless machines.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+
+from gansr.data.io import atomic_write
 
 # Keys of train records that are bookkeeping, not curves.
 _NOT_CURVES = {"it", "event", "phase", "time", "elapsed", "it_per_s", "epoch", "nonfinite_total"}
@@ -23,13 +24,8 @@ def _save_figure(fig: Any, path: Path) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     FigureCanvasAgg(fig)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        fig.savefig(tmp, format="png", dpi=100)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as fh:
+        fig.savefig(fh, format="png", dpi=100)
     return path
 
 
