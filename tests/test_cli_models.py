@@ -160,11 +160,14 @@ def test_export_command_from_checkpoint(capsys, tmp_path):
 def test_export_command_errors_are_one_line(capsys, tmp_path):
     assert main(["export", "--model", "nope", "-o", str(tmp_path / "x.onnx")]) == 2
     assert "unknown model 'nope'" in capsys.readouterr().err
-    # A graph that only works at the traced size is removed, with a pointer to --static.
+    # A graph that only works at the traced size is not written, with a pointer to --static, and
+    # a file the user already had at that path is left alone.
+    (tmp_path / "b.onnx").write_bytes(b"previous export")
     assert main(["export", "--model", "bicubic", "-o", str(tmp_path / "b.onnx"), "--size", "16x16"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "(try --static)" in err
-    assert not (tmp_path / "b.onnx").exists()
+    assert (tmp_path / "b.onnx").read_bytes() == b"previous export"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.onnx"]  # no staging file left
     assert (
         main(["export", "--model", "bicubic", "--static", "-o", str(tmp_path / "b.onnx"), "--size", "16x16"])
         == 0

@@ -55,6 +55,9 @@ def _resolve(spec: str, scale: int | None):  # -> nn.Module, imported lazily
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
     from gansr.cli import error
     from gansr.cli.models import parse_size
     from gansr.errors import ConfigError, ModelError
@@ -64,21 +67,34 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--opset must be between 7 and 21, got {args.opset}")
     hw = parse_size(args.size)
     model = _resolve(args.model, args.scale)
-    path = export_onnx(model, args.output, opset=args.opset, dynamic_hw=not args.static, example_hw=hw)
-    size = f"{path.stat().st_size / 1e6:.1f} MB"
+    target = Path(args.output)
+    if target.is_dir():
+        raise ConfigError(f"-o {target}: is a folder; name the .onnx file to write")
     if args.no_verify:
-        print(f"wrote {path} ({size}, opset {args.opset}; not verified)")
+        path = export_onnx(model, target, opset=args.opset, dynamic_hw=not args.static, example_hw=hw)
+        print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, opset {args.opset}; not verified)")
         return 0
-    check_hw = hw if args.static else (hw[0] // 2 + 3, hw[1] // 2 + 5)  # deliberately not the example size
+    # Export beside the target and move it into place only once verified, so a failed export
+    # never replaces (or deletes) a good file the user already has at that path.
+    staging = target.with_name(f".{target.name}.unverified")
     try:
-        diff = verify_onnx(model, path, input_hw=check_hw)
-    except ModelError as exc:
-        path.unlink(missing_ok=True)  # a graph that fails at other sizes must not be left for deployment
-        hint = " (try --static)" if not args.static else ""
-        raise ModelError(f"{exc}; {path} removed{hint}") from None
-    print(f"wrote {path} ({size}, opset {args.opset})")
-    print(f"onnxruntime vs PyTorch at {check_hw[0]}x{check_hw[1]}: max abs diff {diff:.2e}")
-    if diff > TOLERANCE:
-        error(f"the ONNX model differs from PyTorch by more than {TOLERANCE:g}")
-        return 1
+        export_onnx(model, staging, opset=args.opset, dynamic_hw=not args.static, example_hw=hw)
+        check_hw = hw if args.static else (hw[0] // 2 + 3, hw[1] // 2 + 5)  # not the example size
+        try:
+            diff = verify_onnx(model, staging, input_hw=check_hw)
+        except ModelError as exc:
+            hint = " (try --static)" if not args.static else ""
+            raise ModelError(f"{exc}; nothing written to {target}{hint}") from None
+        report = f"onnxruntime vs PyTorch at {check_hw[0]}x{check_hw[1]}: max abs diff {diff:.2e}"
+        if diff > TOLERANCE:
+            print(report)
+            error(
+                f"the ONNX model differs from PyTorch by more than {TOLERANCE:g}; nothing written to {target}"
+            )
+            return 1
+        os.replace(staging, target)
+    finally:
+        staging.unlink(missing_ok=True)
+    print(f"wrote {target} ({target.stat().st_size / 1e6:.1f} MB, opset {args.opset})")
+    print(report)
     return 0
