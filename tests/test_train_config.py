@@ -19,7 +19,7 @@ from gansr.train.config import (
     to_dict,
 )
 
-PRESETS = ["esrgan_x4", "mnist_x4", "msrgan_stl10_x4", "srgan_x4", "vaegan_cppn_mnist"]
+PRESETS = ["esrgan_x4", "mnist_x4", "mnist_x4_plus", "msrgan_stl10_x4", "srgan_x4", "vaegan_cppn_mnist"]
 
 
 def test_every_preset_is_shipped_and_parses() -> None:
