@@ -16,7 +16,17 @@ import sys
 from collections.abc import Sequence
 
 # Order here is the order in `gansr --help`.
-COMMANDS: tuple[str, ...] = ("upscale", "eval", "models", "export", "train", "interp", "serve")
+COMMANDS: tuple[str, ...] = (
+    "upscale",
+    "eval",
+    "benchmark",
+    "bench",
+    "models",
+    "export",
+    "train",
+    "interp",
+    "serve",
+)
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130

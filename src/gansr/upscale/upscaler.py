@@ -8,9 +8,11 @@ Pipeline for one image (``pixels`` ``(C, H, W)`` plus optional ``alpha``):
 2. Channels are matched to the model: gray through an RGB model is replicated to RGB and the
    result turned back into luma (ITU-R 601, as PIL's ``L``); RGB through a gray model runs the
    model on the Y of YCbCr (JPEG full range) and bicubic-upscales the chroma.
-3. The model runs at its own scale, in tiles when the image does not fit the memory budget (see
-   :mod:`gansr.upscale.tiling`). ``arbitrary_scale`` models (``vae_cppn``) render the requested
-   size directly and untiled, since they decode the whole image from one latent code.
+3. The model runs at its own scale through the fast inference engine (:mod:`gansr.inference`:
+   fused, channels-last, bf16 where asked), in tiles when the image does not fit the memory budget
+   (see :func:`gansr.inference.plan` and :mod:`gansr.upscale.tiling`). ``arbitrary_scale`` models
+   (``vae_cppn``) render the requested size directly and untiled, since they decode the whole
+   image from one latent code.
 4. Any other final size is reached with MATLAB-bicubic ``imresize`` (antialiased when shrinking;
    see :func:`resize`) from the SR result. The weightless ``bicubic`` model *is* that resize, so it
    goes straight to the final size (untiled, and no bicubic-on-bicubic).
@@ -25,10 +27,8 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -38,8 +38,11 @@ from torch import Tensor, nn
 
 from gansr.data.io import LoadedImage, read_image, to_pil
 from gansr.errors import ConfigError, DataError, ModelError
+from gansr.inference import PRECISIONS, Precision, memory_budget, prepare_model
+from gansr.inference import estimate_memory as estimate_bytes_per_pixel
+from gansr.inference import plan as plan_for
 from gansr.upscale import DEFAULT_MODEL
-from gansr.upscale.tiling import DEFAULT_TILE_OVERLAP, TilePlan, plan_tiles, tiled_forward
+from gansr.upscale.tiling import DEFAULT_TILE_OVERLAP, TilePlan, tiled_forward
 
 __all__ = [
     "Upscaler",
@@ -52,15 +55,6 @@ __all__ = [
     "resolve_device",
 ]
 
-Precision = Literal["fp32", "bf16", "fp16"]
-PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
-
-# The probe's largest layer output times this bounds the peak of one forward pass: besides that
-# output, its input, a residual/skip tensor and a dense block's concatenation can be alive at once.
-PEAK_FACTOR = 4
-PROBE_SIZE = 32  # LR pixels per side of the memory probe
-# 1.5 GiB: bigger tiles waste less work on overlap, but the whole run should stay within ~3 GB RSS.
-CPU_BUDGET_CAP = 3 << 29
 _LUMA = (0.299, 0.587, 0.114)  # ITU-R 601, as PIL's "L" conversion
 
 
@@ -148,68 +142,6 @@ def _architecture_names() -> set[str]:
     return {a.name for a in architectures() if a.kind != "discriminator"}
 
 
-def memory_budget(device: torch.device) -> int:
-    """Bytes the tiles of one forward pass may use on ``device``.
-
-    CPU: a quarter of the available RAM, at most 1.5 GiB. CUDA: half of the free device memory.
-    MPS: half of what the driver recommends minus what is already allocated.
-    """
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return max(64 << 20, free // 2)
-    if device.type == "mps":
-        try:
-            free = torch.mps.recommended_max_memory() - torch.mps.driver_allocated_memory()
-            return max(64 << 20, free // 2)
-        except (AttributeError, RuntimeError):
-            return CPU_BUDGET_CAP
-    return max(64 << 20, min(CPU_BUDGET_CAP, _available_ram() // 4))
-
-
-def _available_ram() -> int:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return 4 * CPU_BUDGET_CAP  # unknown: assume enough for the cap
-
-
-def estimate_bytes_per_pixel(
-    model: nn.Module, run: Callable[[Tensor], Tensor], in_channels: int, size_multiple: int = 1
-) -> float:
-    """Peak memory of one forward pass per LR input pixel, from a small probe.
-
-    Runs ``run`` on a ``PROBE_SIZE`` square (rounded up to ``size_multiple``) with forward hooks on
-    every module, and takes ``PEAK_FACTOR`` times the largest tensor any module returned, plus
-    the input and the model output, divided by the probe's pixel count. Activations of a fully
-    convolutional SR network grow linearly with the pixel count, so this scales to any tile.
-    """
-    side = -(-PROBE_SIZE // size_multiple) * size_multiple
-    largest = 0
-
-    def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
-        nonlocal largest
-        for t in output if isinstance(output, tuple | list) else (output,):
-            if isinstance(t, Tensor):
-                largest = max(largest, t.numel() * t.element_size())
-
-    handles = [m.register_forward_hook(hook) for m in model.modules()]
-    try:
-        probe = torch.rand(1, in_channels, side, side, generator=torch.Generator().manual_seed(0))
-        out = run(probe)
-    finally:
-        for h in handles:
-            h.remove()
-    total = PEAK_FACTOR * largest + probe.numel() * 4 + out.numel() * 4
-    return total / (side * side)
-
-
 # --------------------------------------------------------------------------- the Upscaler
 
 
@@ -220,15 +152,17 @@ class Upscaler:
         model: a shipped model name, ``"bicubic"`` (weightless MATLAB bicubic, x4), a gansr
             checkpoint, a peer ``.pth`` (ESRGAN / Real-ESRGAN / BasicSR), or an ``nn.Module``
             generator (it needs ``scale``; ``in_channels`` and ``size_multiple`` are used when set;
-            it is used in place: moved to the device, put in eval mode, made channels-last).
+            it is put in eval mode; where it has no fused form it is also moved to the device and
+            made channels-last in place).
         device: ``"auto"`` (CUDA, MPS, CPU in that order), ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``.
-        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast). bf16 on CPU needs native bf16
-            support (AVX512-BF16/AMX) and fp16 needs a GPU; otherwise fp32 is used with a warning.
+        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (bf16 weights and activations for fused
+            models on the CPU, else autocast). bf16 on CPU needs native bf16 support
+            (AVX512-BF16/AMX) and fp16 needs a GPU; otherwise fp32 is used with a warning.
         tile: core tile size in LR pixels; ``None`` chooses it from the memory budget (whole image
-            when it fits), ``0`` never tiles.
+            when it fits, else the tiles that fit with the least overlap work), ``0`` never tiles.
         tile_overlap: context per tile side in LR pixels (default 32; see :mod:`gansr.upscale.tiling`).
-        compile: run the model through ``torch.compile`` (first call is slow; each new tile shape
-            compiles again).
+        compile: run the model through ``torch.compile`` instead of its fused form (first call is
+            slow; each new tile shape compiles again).
 
     Raises:
         ConfigError: bad device, precision, tile or overlap.
@@ -252,24 +186,21 @@ class Upscaler:
         if isinstance(overlap, bool) or not isinstance(overlap, int) or overlap < 0:
             raise ConfigError(f"tile_overlap must be a non-negative integer, got {tile_overlap!r}")
         self.device = resolve_device(device)
-        self.precision: Precision = precision
-        self._amp_dtype = self._autocast_dtype(precision)
         self.tile = tile
         self.tile_overlap = overlap
 
-        net = load_model(model).to(self.device)
-        # channels-last convolutions are faster on GPUs and on x86 CPUs alike (~25% here with oneDNN).
-        self._channels_last = any(isinstance(m, nn.Conv2d) for m in net.modules())
-        if self._channels_last:
-            net = net.to(memory_format=torch.channels_last)
+        net = load_model(model)
+        # The shared engine: fused and channels-last on the CPU, bf16/fp16 as asked (falling back
+        # to fp32 with a warning where the device has no native support).
+        self._fast = prepare_model(net, device=self.device, precision=precision, compile=compile)
+        self.precision: Precision = self._fast.precision
         self.model: nn.Module = net
-        self.scale: int = int(net.scale)
-        self.in_channels: int = int(getattr(net, "in_channels", 3))
-        self.size_multiple: int = max(1, int(getattr(net, "size_multiple", 1) or 1))
-        self.arbitrary_scale: bool = bool(getattr(net, "arbitrary_scale", False))
+        self.scale: int = self._fast.scale
+        self.in_channels: int = self._fast.in_channels
+        self.size_multiple: int = self._fast.size_multiple
+        self.arbitrary_scale: bool = self._fast.arbitrary_scale
         self._is_bicubic = getattr(net, "arch", None) == "bicubic"
-        self._compiled: Callable[..., Tensor] | None = torch.compile(net) if compile else None
-        self._bytes_per_pixel: float | None = None
+        self._compile = compile
 
     def __repr__(self) -> str:
         arch = getattr(self.model, "arch", type(self.model).__name__)
@@ -280,49 +211,15 @@ class Upscaler:
 
     # ---- precision and the raw forward
 
-    def _autocast_dtype(self, precision: str) -> torch.dtype | None:
-        """The autocast dtype, or None for fp32 (after falling back where unsupported)."""
-        if precision == "fp32":
-            return None
-        kind = self.device.type
-        if precision == "bf16":
-            supported = (
-                torch.cuda.is_bf16_supported()
-                if kind == "cuda"
-                else kind == "mps" or torch.ops.mkldnn._is_mkldnn_bf16_supported()
-            )
-            if supported:
-                return torch.bfloat16
-            warnings.warn(f"bf16 is not supported natively on this {kind.upper()}; using fp32", stacklevel=3)
-        else:
-            if kind in ("cuda", "mps"):
-                return torch.float16
-            warnings.warn("fp16 needs a GPU (CUDA or MPS); using fp32 on the CPU (try bf16)", stacklevel=3)
-        self.precision = "fp32"
-        return None
-
-    def _run(self, batch: Tensor, size: tuple[int, int] | None = None, *, compiled: bool = True) -> Tensor:
-        """Run the model on a CPU batch: device transfer, channels-last, autocast (and the compiled
-        model unless ``compiled`` is False)."""
-        x = batch.to(self.device, non_blocking=True)
-        if self._channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        amp = (
-            torch.autocast(self.device.type, dtype=self._amp_dtype)
-            if self._amp_dtype is not None
-            else nullcontext()
-        )
-        with amp:
-            if size is not None:
-                return self.model(x, size=size)
-            if compiled and self._compiled is not None:
-                return self._run_compiled(x)
-            return self.model(x)
-
-    def _run_compiled(self, x: Tensor) -> Tensor:
-        assert self._compiled is not None
+    def _run(self, batch: Tensor, size: tuple[int, int] | None = None) -> Tensor:
+        """Run the engine on a CPU batch (device transfer, channels-last and precision included);
+        a failing ``torch.compile`` becomes a one-line :class:`ModelError`."""
+        if size is not None:
+            return self._fast(batch, size=size)
+        if not self._compile:
+            return self._fast(batch)
         try:
-            return self._compiled(x)
+            return self._fast(batch)
         except Exception as exc:
             from torch._dynamo.exc import TorchDynamoException
 
@@ -332,30 +229,13 @@ class Upscaler:
             raise
 
     def bytes_per_pixel(self) -> float:
-        """The model's estimated peak memory per LR input pixel (probed once, then cached)."""
-        if self._bytes_per_pixel is None:
-            with torch.inference_mode():
-                self._bytes_per_pixel = estimate_bytes_per_pixel(
-                    self.model,
-                    lambda batch: self._run(batch, compiled=False),  # a probe must not trigger a compile
-                    self.in_channels,
-                    self.size_multiple,
-                )
-        return self._bytes_per_pixel
+        """The model's estimated peak memory per LR input pixel (probed or computed once)."""
+        return self._fast.bytes_per_pixel()
 
     def plan(self, height: int, width: int) -> TilePlan:
-        """The tile plan for an ``height x width`` LR image on this device (see :func:`plan_tiles`)."""
-        if self.tile == 0:
-            return TilePlan(0, self.tile_overlap, 1)
-        return plan_tiles(
-            height,
-            width,
-            bytes_per_pixel=self.bytes_per_pixel(),
-            budget_bytes=memory_budget(self.device),
-            overlap=self.tile_overlap,
-            tile=self.tile,
-            size_multiple=self.size_multiple,
-        )
+        """The tile plan for an ``height x width`` LR image on this device (see
+        :func:`gansr.inference.plan`: whole image when it fits, else the least overlap work)."""
+        return plan_for(self._fast, height, width, tile=self.tile, overlap=self.tile_overlap)
 
     # ---- sizes
 

@@ -1,0 +1,333 @@
+"""``gansr bench --train``: the step rate of a training preset, naive vs the trainer's fast engine.
+
+The generator, discriminator, loss mixes, degradation and data are built exactly as ``gansr train``
+builds them (:func:`gansr.train.build.build_parts` from the preset), and one step is the
+trainer's GAN step (:mod:`gansr.train.loop`'s helpers): D on real and detached SR images, then G
+with the full loss mix against the frozen D, then the EMA update. Variants differ only in the
+trainer's engine settings:
+
+* ``naive``: NCHW fp32, what a plain PyTorch loop does;
+* ``channels_last``: ``train.channels_last: true``;
+* ``channels_last+bf16``: plus ``train.amp: bf16`` (where the CPU/GPU has native bf16).
+
+Rounds are interleaved (A, B, C, A, B, C, ...) and each reports the median step rate. With
+``check_steps`` each variant also trains from the same initialisation on the same batches for
+a short fixed schedule and reports the validation PSNR of its EMA generator, so that a faster
+engine can be seen not to cost quality.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gansr.errors import ConfigError
+
+__all__ = ["TrainBenchOptions", "VARIANTS", "run_train_bench"]
+
+VARIANTS: dict[str, tuple[bool, str]] = {  # name -> (channels_last, amp)
+    "naive": (False, "none"),
+    "channels_last": (True, "none"),
+    "channels_last+bf16": (True, "bf16"),
+}
+
+
+@dataclass
+class TrainBenchOptions:
+    """What ``gansr bench --train`` measures (validated on construction).
+
+    Attributes:
+        preset: a training preset name or config file with a GAN phase (``srgan_x4``).
+        data: folder of training images (default: the bundled Set5 samples; speed does not depend
+            on the pictures, but ``check_steps`` should train on real training data).
+        batch_size / patch_size: override the preset's.
+        steps: steps per timed round; ``repeat`` rounds per variant, after ``warmup`` steps.
+        variants: names from :data:`VARIANTS`.
+        check_steps / check_pretrain_steps: the fixed schedule of the quality check (0: no check).
+        val_folder: HR images to validate on (default: the bundled Set5).
+        overrides: extra ``key=value`` config overrides, as ``gansr train --set``.
+    """
+
+    preset: str = "srgan_x4"
+    data: str | None = None
+    batch_size: int | None = None
+    patch_size: int | None = None
+    steps: int = 3
+    repeat: int = 3
+    warmup: int = 1
+    variants: tuple[str, ...] = tuple(VARIANTS)
+    device: str = "auto"
+    threads: int | None = None
+    check_steps: int = 0
+    check_pretrain_steps: int = 0
+    val_folder: str | None = None
+    overrides: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name, value, low in (
+            ("steps", self.steps, 1),
+            ("repeat", self.repeat, 1),
+            ("warmup", self.warmup, 0),
+            ("check_steps", self.check_steps, 0),
+            ("check_pretrain_steps", self.check_pretrain_steps, 0),
+        ):
+            if value < low:
+                raise ConfigError(f"bench --train: {name} must be >= {low}, got {value}")
+        unknown = [v for v in self.variants if v not in VARIANTS]
+        if unknown or not self.variants:
+            raise ConfigError(f"bench --train: variants must be among {', '.join(VARIANTS)}, got {unknown}")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"bench --train: threads must be >= 1, got {self.threads}")
+
+
+def _samples_dir() -> str:
+    return str(files("gansr") / "samples" / "Set5")
+
+
+@dataclass
+class _Variant:
+    name: str
+    g: torch.nn.Module
+    d: torch.nn.Module
+    ema: Any
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    opt_pre: torch.optim.Optimizer | None
+    fmt: torch.memory_format
+    amp: torch.dtype | None
+    rates: list[float]
+
+
+class _Trainer:
+    """The parts of one preset and the trainer's GAN / pretrain steps for any variant."""
+
+    def __init__(self, opts: TrainBenchOptions, device: torch.device, with_val: bool) -> None:
+        from gansr.train.build import build_parts
+        from gansr.train.config import load_config
+        from gansr.train.data import TrainSamples
+
+        overrides = [f"data.root={opts.data or _samples_dir()}", "data.workers=0", "train.compile=false"]
+        if opts.batch_size is not None:
+            overrides.append(f"data.batch_size={opts.batch_size}")
+        if opts.patch_size is not None:
+            overrides.append(f"data.patch_size={opts.patch_size}")
+        if with_val:
+            overrides.append(f"data.val_folder={opts.val_folder or _samples_dir()}")
+        overrides += list(opts.overrides)
+        cfg = load_config(opts.preset, overrides)
+        if cfg.train.gan is None or cfg.train.gan.iters <= 0:
+            raise ConfigError(f"bench --train: preset {opts.preset!r} has no GAN phase to time")
+        self.cfg = cfg
+        self.device = device
+        self.parts = build_parts(cfg, device)
+        if self.parts.d is None or self.parts.gan_mix is None or self.parts.d_loss is None:
+            raise ConfigError(f"bench --train: preset {opts.preset!r} builds no discriminator")
+        self.samples = TrainSamples(
+            self.parts.source,
+            scale=cfg.data.scale,
+            patch_size=cfg.data.patch_size,
+            pipeline=self.parts.pipeline,
+            augment=cfg.data.augment,
+            seed=cfg.seed,
+        )
+        self.gan_mix = self.parts.gan_mix.to(device)
+        self.pre_mix = self.parts.pre_mix.to(device) if self.parts.pre_mix is not None else None
+        self.d_loss = self.parts.d_loss.to(device)
+        self.want_features = "fake_features" in getattr(self.gan_mix, "required_inputs", ())
+        self._batches: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def batch(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Batch ``index``: the trainer's samples (random crop, augmentation, degradation seeded by
+        ``(epoch, image)``), taken in order, so a few images still give distinct crops; cached,
+        so that every variant trains on the same batches."""
+        if index not in self._batches:
+            size, n = self.cfg.data.batch_size, len(self.samples)
+            keys = [divmod(index * size + k, n) for k in range(size)]
+            pairs = [self.samples[key] for key in keys]
+            self._batches[index] = (torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs]))
+        return self._batches[index]
+
+    def variant(self, name: str) -> _Variant:
+        from gansr.train.ema import EMA
+        from gansr.train.optim import build_optimizer
+
+        channels_last, amp = VARIANTS[name]
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        g = copy.deepcopy(self.parts.g).to(self.device, memory_format=fmt).train()
+        d = copy.deepcopy(self.parts.d).to(self.device, memory_format=fmt).train()
+        t = self.cfg.train
+        assert t.gan is not None
+        return _Variant(
+            name=name,
+            g=g,
+            d=d,
+            ema=EMA(g, t.ema_decay),
+            opt_g=build_optimizer(g.parameters(), t.gan.optimizer),
+            opt_d=build_optimizer(d.parameters(), t.gan.d_optimizer),
+            opt_pre=build_optimizer(g.parameters(), t.pretrain.optimizer) if t.pretrain else None,
+            fmt=fmt,
+            amp=torch.bfloat16 if amp == "bf16" else None,
+            rates=[],
+        )
+
+    def _inputs(self, v: _Variant, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        lr, hr = self.batch(index)
+        return (
+            lr.to(self.device).contiguous(memory_format=v.fmt),
+            hr.to(self.device).contiguous(memory_format=v.fmt),
+        )
+
+    def _autocast(self, v: _Variant) -> contextlib.AbstractContextManager:
+        return torch.autocast(self.device.type, dtype=v.amp, enabled=v.amp is not None)
+
+    def gan_step(self, v: _Variant, index: int) -> None:
+        """One GAN iteration of :mod:`gansr.train.loop` (n_critic 1)."""
+        from gansr.train.loop import forward_with_features, generate, optimizer_step
+
+        ctx = _single_process(self.device)
+        scaler = torch.amp.GradScaler(self.device.type, enabled=False)
+        lr, hr = self._inputs(v, index)
+        v.d.requires_grad_(True)
+        with self._autocast(v):
+            sr, extra = generate(v.g, v.g, lr, hr, _noise(self.device))
+        fake = sr.detach().float()
+        with self._autocast(v):
+            real_out, fake_out = v.d(hr), v.d(fake)
+        loss_d = self.d_loss.discriminator_loss(real_out.float(), fake_out.float())
+        optimizer_step(loss_d, v.opt_d, v.d, scaler, self.cfg.train.grad_clip, ctx)
+        v.d.requires_grad_(False)
+        with self._autocast(v):
+            fake_out, fake_feats = forward_with_features(v.d, sr, self.want_features)
+            with torch.no_grad():
+                real_out, real_feats = forward_with_features(v.d, hr, self.want_features)
+        loss_g, _ = self.gan_mix(
+            sr.float(),
+            hr,
+            fake_logits=fake_out.float(),
+            real_logits=real_out.float(),
+            fake_features=fake_feats,
+            real_features=real_feats,
+            **extra,
+        )
+        optimizer_step(loss_g, v.opt_g, v.g, scaler, self.cfg.train.grad_clip, ctx)
+        v.ema.update(v.g)
+
+    def pretrain_step(self, v: _Variant, index: int) -> None:
+        """One pixel-loss pre-training iteration of :mod:`gansr.train.loop`."""
+        from gansr.train.loop import generate, optimizer_step
+
+        if self.pre_mix is None or v.opt_pre is None:
+            raise ConfigError(f"bench --train: preset {self.cfg.name!r} has no pretrain phase")
+        lr, hr = self._inputs(v, index)
+        with self._autocast(v):
+            sr, extra = generate(v.g, v.g, lr, hr, _noise(self.device))
+        loss, _ = self.pre_mix(sr.float(), hr, **extra)
+        scaler = torch.amp.GradScaler(self.device.type, enabled=False)
+        optimizer_step(loss, v.opt_pre, v.g, scaler, self.cfg.train.grad_clip, _single_process(self.device))
+        v.ema.update(v.g)
+
+    def validate(self, v: _Variant) -> dict[str, float]:
+        """The trainer's validation of the EMA generator (fp32, NCHW)."""
+        from gansr.train.validation import evaluate
+
+        assert self.parts.val_items is not None
+        crop = self.cfg.data.scale
+        module = copy.deepcopy(v.ema.module).float().to(memory_format=torch.contiguous_format).eval()
+        return evaluate(module, self.parts.val_items, ctx=_single_process(self.device), crop_border=crop)
+
+
+def _single_process(device: torch.device) -> Any:
+    from gansr.train.distributed import DistContext
+
+    return DistContext(rank=0, world_size=1, local_rank=0, device=device)
+
+
+def _noise(device: torch.device) -> torch.Generator:
+    return torch.Generator(device).manual_seed(0)
+
+
+def _timed(step: Callable[[int], None], indices: Iterator[int], count: int) -> float:
+    start = time.perf_counter()
+    for _ in range(count):
+        step(next(indices))
+    return count / (time.perf_counter() - start)
+
+
+def run_train_bench(opts: TrainBenchOptions, *, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run the training bench (see the module doc); returns the JSON-able report."""
+    import itertools
+
+    from gansr.bench.runner import cpu_name
+    from gansr.inference import resolve_precision
+    from gansr.upscale.upscaler import resolve_device
+
+    device = resolve_device(opts.device)
+    if opts.threads is not None:
+        torch.set_num_threads(opts.threads)
+    notes: list[str] = []
+    names = list(dict.fromkeys(opts.variants))
+    if "channels_last+bf16" in names and resolve_precision("bf16", device, warn=False) != "bf16":
+        names.remove("channels_last+bf16")
+        notes.append("channels_last+bf16 skipped: no native bf16 on this device")
+    trainer = _Trainer(opts, device, with_val=opts.check_steps > 0)
+    variants = [trainer.variant(name) for name in names]
+    indices = itertools.count()  # every variant steps through the same batches in turn
+    for v in variants:
+        _timed(lambda i, v=v: trainer.gan_step(v, i), indices, opts.warmup)
+    for _ in range(opts.repeat):
+        for v in variants:
+            rate = _timed(lambda i, v=v: trainer.gan_step(v, i), indices, opts.steps)
+            v.rates.append(rate)
+            if log is not None:
+                log(f"{v.name}: {rate:.3f} steps/s")
+    base = next((v for v in variants if v.name == "naive"), None)
+    results = []
+    for v in variants:
+        median = statistics.median(v.rates)
+        entry: dict[str, Any] = {"name": v.name, "steps_per_s": v.rates, "median_steps_per_s": median}
+        if base is not None:
+            entry["speedup_vs_naive"] = median / statistics.median(base.rates)
+        results.append(entry)
+
+    check: dict[str, Any] | None = None
+    if opts.check_steps > 0:
+        check = {"pretrain_steps": opts.check_pretrain_steps, "gan_steps": opts.check_steps, "variants": {}}
+        for name in names:
+            v = trainer.variant(name)  # fresh: same initialisation for every variant
+            for i in range(opts.check_pretrain_steps):
+                trainer.pretrain_step(v, i)
+            for i in range(opts.check_steps):
+                trainer.gan_step(v, opts.check_pretrain_steps + i)
+            metrics = trainer.validate(v)
+            check["variants"][name] = {"val_psnr": metrics["val_psnr"], "val_ssim": metrics["val_ssim"]}
+            if log is not None:
+                log(f"check {name}: val PSNR {metrics['val_psnr']:.3f} dB")
+        if "naive" in check["variants"]:
+            ref = check["variants"]["naive"]["val_psnr"]
+            for entry in check["variants"].values():
+                entry["psnr_change_db"] = entry["val_psnr"] - ref
+
+    cfg = trainer.cfg
+    return {
+        "preset": opts.preset,
+        "device": {"type": device.type, "name": cpu_name(), "threads": torch.get_num_threads()},
+        "g": cfg.model.g.arch,
+        "d": cfg.model.d.arch if cfg.model.d is not None else None,
+        "batch_size": cfg.data.batch_size,
+        "patch_size": cfg.data.patch_size,
+        "data": str(Path(opts.data)) if opts.data else "bundled Set5 samples",
+        "steps_per_round": opts.steps,
+        "repeat": opts.repeat,
+        "variants": results,
+        "check": check,
+        "notes": notes + trainer.parts.notes,
+    }

@@ -1,0 +1,417 @@
+"""The fast inference path: one engine shared by the Upscaler, ``gansr bench`` and evaluation.
+
+:func:`prepare_model` turns a generator into a :class:`FastModel`:
+
+* on the CPU, architectures with a fused form (a ``fuse_for_inference(dtype, channels_last)``
+  method: ``rrdbnet``, ``srresnet``, ``msrresnet``) are replaced by it: channels-last, BatchNorm
+  folded, activations and residual adds inside oneDNN's convolution kernels, no dense-block
+  concatenations, and the high-resolution tail run in exact tiles. Outputs equal the module's own
+  ``forward`` up to float rounding;
+* any other model (and every model on a GPU) runs channels-last, under autocast for bf16/fp16;
+* bf16 on the CPU stores weights and activations in bf16 (AVX512-BF16/AMX), fp16 needs a GPU;
+  where a precision is not supported natively the engine warns and uses fp32.
+
+:func:`plan` picks tiles for speed as well as memory: the whole image when it fits the memory
+budget (tiles only add overlap work), otherwise the tile size that computes the fewest redundant
+pixels among those that fit. :func:`run_tiled` runs a plan (the tiling and seam blending are
+:mod:`gansr.upscale.tiling`'s). :func:`naive_forward` is the baseline that BasicSR and Real-ESRGAN's
+scripts run (eager NCHW fp32 under ``torch.no_grad()``, whole image); ``gansr bench`` compares the
+two in one run.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import os
+import warnings
+from collections.abc import Callable
+from contextlib import nullcontext
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from gansr.errors import ConfigError, ModelError
+from gansr.upscale.tiling import DEFAULT_TILE_OVERLAP, MIN_TILE, TilePlan, axis_spans, tiled_forward
+
+__all__ = [
+    "PRECISIONS",
+    "FastModel",
+    "Precision",
+    "estimate_memory",
+    "memory_budget",
+    "naive_forward",
+    "plan",
+    "precision_dtype",
+    "prepare_model",
+    "resolve_precision",
+    "run_tiled",
+]
+
+Precision = Literal["fp32", "bf16", "fp16"]
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+# The probe's largest layer output times this bounds the peak of one unfused forward pass: besides
+# that output, its input, a residual/skip tensor and a dense block's concatenation can be alive.
+PEAK_FACTOR = 4
+PROBE_SIZE = 32  # LR pixels per side of the memory probe of unfused models
+# 1.5 GiB for a forward pass on the CPU: an x4 model's 8000x8000 float output canvas (768 MB) plus
+# this plus the process itself stays under 3 GB.
+CPU_BUDGET_CAP = 3 << 29
+
+
+# --------------------------------------------------------------------------- precision
+
+
+def precision_dtype(precision: str) -> torch.dtype:
+    """``"fp32"`` / ``"bf16"`` / ``"fp16"`` -> the torch dtype.
+
+    Raises:
+        ConfigError: an unknown name.
+    """
+    try:
+        return _DTYPES[precision]
+    except KeyError:
+        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}") from None
+
+
+def _supported(precision: str, device: torch.device) -> tuple[bool, str]:
+    if precision == "fp32":
+        return True, ""
+    kind = device.type
+    if precision == "bf16":
+        if kind == "cuda":
+            return torch.cuda.is_bf16_supported(), "this GPU has no bf16 support"
+        if kind == "cpu":
+            ok = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+            return ok, "this CPU has no native bf16 (AVX512-BF16/AMX)"
+        return kind == "mps", f"bf16 is not supported on {kind}"
+    return kind in ("cuda", "mps"), "fp16 needs a GPU (CUDA or MPS); try bf16 on the CPU"
+
+
+def resolve_precision(precision: str, device: torch.device | str, *, warn: bool = True) -> Precision:
+    """The precision that will actually run on ``device``: ``precision`` when supported natively,
+    else ``"fp32"`` (with a warning unless ``warn`` is False).
+
+    Raises:
+        ConfigError: an unknown precision name.
+    """
+    precision_dtype(precision)
+    ok, why = _supported(precision, torch.device(device))
+    if ok:
+        return precision  # type: ignore[return-value]
+    if warn:
+        warnings.warn(f"{precision}: {why}; using fp32", stacklevel=2)
+    return "fp32"
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def memory_budget(device: torch.device | str) -> int:
+    """Bytes one forward pass may use on ``device``.
+
+    CPU: a quarter of the available RAM, at most :data:`CPU_BUDGET_CAP`. CUDA: half of the free
+    device memory. MPS: half of what the driver recommends minus what is already allocated.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return max(64 << 20, free // 2)
+    if device.type == "mps":
+        try:
+            free = torch.mps.recommended_max_memory() - torch.mps.driver_allocated_memory()
+            return max(64 << 20, free // 2)
+        except (AttributeError, RuntimeError):
+            return CPU_BUDGET_CAP
+    return max(64 << 20, min(CPU_BUDGET_CAP, available_ram() // 4))
+
+
+def available_ram() -> int:
+    """Bytes of RAM available to new allocations (``MemAvailable``), or a generous guess."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 4 * CPU_BUDGET_CAP
+
+
+def estimate_memory(
+    model: nn.Module, run: Callable[[Tensor], Tensor], in_channels: int, size_multiple: int = 1
+) -> float:
+    """Peak memory of one (unfused) forward pass per LR input pixel, from a small probe.
+
+    Runs ``run`` on a :data:`PROBE_SIZE` square with forward hooks on every module and takes
+    :data:`PEAK_FACTOR` times the largest tensor any module returned, plus the input and the
+    output, per probe pixel. Activations of a fully convolutional network grow linearly with the
+    pixel count, so this scales to any tile.
+    """
+    side = -(-PROBE_SIZE // size_multiple) * size_multiple
+    largest = 0
+
+    def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
+        nonlocal largest
+        for t in output if isinstance(output, tuple | list) else (output,):
+            if isinstance(t, Tensor):
+                largest = max(largest, t.numel() * t.element_size())
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()]
+    try:
+        probe = torch.rand(1, in_channels, side, side, generator=torch.Generator().manual_seed(0))
+        out = run(probe)
+    finally:
+        for h in handles:
+            h.remove()
+    total = PEAK_FACTOR * largest + probe.numel() * 4 + out.numel() * 4
+    return total / (side * side)
+
+
+# --------------------------------------------------------------------------- the engine
+
+
+class FastModel(nn.Module):
+    """A generator prepared for fast inference on one device in one precision (see the module doc).
+
+    Call it like the generator: ``(N, C, h, w)`` float (any device) -> float32 ``(N, C, sH, sW)`` on
+    :attr:`device`, computed under ``torch.inference_mode()``. Build it with :func:`prepare_model`.
+
+    Attributes:
+        source: the original generator (not a submodule; unfused models are it, moved in place).
+        net: what runs: the fused copy, or ``source`` itself.
+        fused: whether ``net`` is a fused copy.
+        device / precision / dtype / channels_last: how it runs (``precision`` after any fallback).
+        arch, scale, in_channels, out_channels, size_multiple, arbitrary_scale: the generator's.
+    """
+
+    source: nn.Module
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        device: torch.device | str = "cpu",
+        precision: str = "fp32",
+        channels_last: bool | None = None,
+        fuse: bool | None = None,
+        compile: bool = False,
+    ) -> None:
+        super().__init__()
+        if not hasattr(model, "scale"):
+            raise ModelError(f"{type(model).__name__} is not a generator (it has no scale)")
+        self.device = torch.device(device)
+        self.precision: Precision = resolve_precision(precision, self.device)
+        self.dtype = _DTYPES[self.precision]
+        model.eval()
+        has_conv = any(isinstance(m, nn.Conv2d) for m in model.modules())
+        self.channels_last = has_conv if channels_last is None else bool(channels_last)
+        if fuse is None:
+            # cuDNN needs no help; oneDNN in eager mode does. torch.compile does its own fusion.
+            fuse = self.device.type == "cpu" and not compile
+        fused = None
+        make_fused = getattr(model, "fuse_for_inference", None)
+        if fuse and inspect.ismethod(make_fused):
+            fused = make_fused(dtype=self.dtype, channels_last=self.channels_last)
+        self.__dict__["source"] = model  # kept out of the module tree (no double .to())
+        self.fused = fused is not None
+        if fused is not None:
+            self.net: nn.Module = fused.to(self.device)
+        else:
+            fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+            self.net = model.to(self.device, memory_format=fmt)
+        self.arch: str = getattr(model, "arch", type(model).__name__)
+        self.scale: int = int(model.scale)
+        self.in_channels: int = int(getattr(model, "in_channels", 3))
+        self.out_channels: int = int(getattr(model, "out_channels", self.in_channels))
+        self.size_multiple: int = max(1, int(getattr(model, "size_multiple", 1) or 1))
+        self.arbitrary_scale: bool = bool(getattr(model, "arbitrary_scale", False))
+        self._bytes_per_pixel: float | None = None
+        # The eager module stays reachable for memory probes, which must not trigger a compile.
+        self.__dict__["_eager"] = self.net
+        self.__dict__["_compiled"] = torch.compile(self.net) if compile else None
+
+    def extra_repr(self) -> str:
+        return (
+            f"arch={self.arch!r}, device={str(self.device)!r}, precision={self.precision!r}, "
+            f"fused={self.fused}, channels_last={self.channels_last}"
+        )
+
+    def _autocast(self) -> Any:
+        if self.fused or self.precision == "fp32":
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def forward(self, x: Tensor, **kwargs: Any) -> Tensor:
+        """Run the generator on ``x`` (``kwargs`` such as ``size=`` go to unfused models)."""
+        with torch.inference_mode():
+            x = x.to(self.device, non_blocking=True)
+            if not self.fused:
+                x = x.float()
+                if self.channels_last and x.dim() == 4:
+                    x = x.contiguous(memory_format=torch.channels_last)
+            with self._autocast():
+                if self._compiled is not None and not kwargs:
+                    out = self._compiled(x)
+                else:
+                    out = self._eager(x, **kwargs)
+            return out.float()
+
+    def bytes_per_pixel(self) -> float:
+        """Peak memory of one forward pass per LR input pixel (beyond :meth:`fixed_bytes`)."""
+        if self._bytes_per_pixel is None:
+            if self.fused:
+                self._bytes_per_pixel = float(self.net.bytes_per_pixel())
+            else:
+                self._bytes_per_pixel = estimate_memory(
+                    self._eager, self._probe, self.in_channels, self.size_multiple
+                )
+        return self._bytes_per_pixel
+
+    def _probe(self, x: Tensor) -> Tensor:
+        with torch.inference_mode(), self._autocast():
+            prepared = x.to(self.device).contiguous(
+                memory_format=torch.channels_last if self.channels_last else torch.contiguous_format
+            )
+            return self._eager(prepared)
+
+    def fixed_bytes(self) -> int:
+        """Memory of one forward pass that does not grow with the image (fused tail tiles)."""
+        return int(self.net.fixed_bytes()) if self.fused else 0
+
+    def memory_bytes(self, height: int, width: int) -> int:
+        """Estimated peak memory of one forward pass on a ``height x width`` LR input."""
+        return int(self.fixed_bytes() + self.bytes_per_pixel() * height * width)
+
+
+def prepare_model(
+    model: nn.Module,
+    *,
+    device: torch.device | str = "cpu",
+    precision: str = "fp32",
+    channels_last: bool | None = None,
+    fuse: bool | None = None,
+    compile: bool = False,
+) -> FastModel:
+    """Get ``model`` ready for fast inference (see :class:`FastModel` and the module doc).
+
+    Args:
+        model: a generator (``gansr.models.create`` / ``load``, or any module with ``scale``).
+        device: where it runs.
+        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"``; unsupported ones fall back to fp32 with a
+            warning.
+        channels_last: default: when the model has convolutions.
+        fuse: use the architecture's fused form; default: on the CPU unless ``compile``.
+        compile: run the (unfused) module through ``torch.compile``; each new input shape
+            compiles on its first call.
+
+    Raises:
+        ConfigError: unknown precision. ModelError: not a generator.
+    """
+    return FastModel(
+        model, device=device, precision=precision, channels_last=channels_last, fuse=fuse, compile=compile
+    )
+
+
+def naive_forward(model: nn.Module, x: Tensor) -> Tensor:
+    """The baseline path of BasicSR and Real-ESRGAN's scripts: the module's own eager ``forward``
+    in NCHW fp32 under ``torch.no_grad()``, on the whole image at once. ``model`` must be fp32 and
+    NCHW (a fresh ``gansr.models.create``/``load``); it is put in eval mode."""
+    model.eval()
+    with torch.no_grad():
+        return model(x.float().contiguous())
+
+
+# --------------------------------------------------------------------------- tiles
+
+
+def _tile_cost(height: int, width: int, tile: int, overlap: int, multiple: int) -> tuple[int, int, int]:
+    """(pixels computed, largest tile height, largest tile width) for square cores of ``tile``."""
+    ys = axis_spans(height, tile, overlap, multiple)
+    xs = axis_spans(width, tile, overlap, multiple)
+    area = sum(s.hi - s.lo for s in ys) * sum(s.hi - s.lo for s in xs)
+    return area, max(s.hi - s.lo for s in ys), max(s.hi - s.lo for s in xs)
+
+
+def plan(
+    fast: FastModel,
+    height: int,
+    width: int,
+    *,
+    tile: int | None = None,
+    overlap: int = DEFAULT_TILE_OVERLAP,
+    budget_bytes: int | None = None,
+) -> TilePlan:
+    """The tile plan for a ``height x width`` LR image, chosen for speed within the memory budget.
+
+    ``tile=0`` never tiles; an explicit ``tile`` is used as given (rounded to the model's
+    ``size_multiple``). With ``tile=None`` the whole image runs in one piece when its estimated
+    peak fits ``budget_bytes`` (default :func:`memory_budget`): tiling only adds the overlap work.
+    Otherwise every core size that splits the image into 1, 2, 3, ... tiles per axis is tried
+    and the one that computes the fewest pixels (core plus overlap) while fitting is chosen;
+    ties go to fewer, larger tiles. On a GPU equal tiles are batched while they fit.
+    """
+    if overlap < 0:
+        raise ConfigError(f"tile overlap must be >= 0, got {overlap}")
+    if tile is not None and tile < 0:
+        raise ConfigError(f"tile must be >= 0 (0 = no tiling), got {tile}")
+    multiple = fast.size_multiple
+    if tile == 0:
+        return TilePlan(0, overlap, 1)
+    budget = memory_budget(fast.device) if budget_bytes is None else budget_bytes
+    if tile is None:
+        if fast.memory_bytes(height, width) <= budget:
+            return TilePlan(0, overlap, 1)
+        best: tuple[int, int, int] | None = None  # (pixels computed, tiles, core)
+        candidates = {
+            max(MIN_TILE, -(-math.ceil(side / count) // multiple) * multiple)
+            for side in (height, width)
+            for count in range(1, -(-side // MIN_TILE) + 1)
+        }
+        for core in sorted(candidates, reverse=True):
+            area, th, tw = _tile_cost(height, width, core, overlap, multiple)
+            if fast.memory_bytes(th, tw) > budget:
+                continue
+            tiles = len(axis_spans(height, core, overlap, multiple)) * len(
+                axis_spans(width, core, overlap, multiple)
+            )
+            if best is None or (area, tiles) < best[:2]:
+                best = (area, tiles, core)
+        tile = best[2] if best is not None else MIN_TILE
+    tile = -(-tile // multiple) * multiple
+    batch = 1
+    if fast.device.type != "cpu":  # GPUs gain from batches of equal tiles; CPUs do not
+        _, th, tw = _tile_cost(height, width, tile, overlap, multiple)
+        per_tile = max(fast.memory_bytes(th, tw) - fast.fixed_bytes(), 1)
+        batch = max(1, int((budget - fast.fixed_bytes()) // per_tile))
+    return TilePlan(tile, overlap, batch)
+
+
+def run_tiled(
+    fast: FastModel,
+    image: Tensor,
+    *,
+    tile_plan: TilePlan | None = None,
+    progress: bool = False,
+) -> Tensor:
+    """Super-resolve one image ``(C, H, W)`` with ``fast``; returns float32 ``(C, sH, sW)`` on the CPU.
+
+    ``tile_plan`` defaults to :func:`plan` for the image (whole image when it fits the budget).
+    """
+    if image.dim() != 3:
+        raise ValueError(f"run_tiled takes one image (C, H, W), got shape {tuple(image.shape)}")
+    chosen = tile_plan if tile_plan is not None else plan(fast, image.shape[-2], image.shape[-1])
+    return tiled_forward(
+        fast,
+        image.detach().to("cpu", torch.float32),
+        scale=fast.scale,
+        plan=chosen,
+        size_multiple=fast.size_multiple,
+        progress=progress,
+    )

@@ -1,0 +1,272 @@
+"""Inference-only building blocks of the fused generators (``fuse_for_inference()`` of
+``rrdbnet``, ``srresnet`` and ``msrresnet``).
+
+A fused generator is a frozen copy of a trained one that computes the same function with fewer
+passes over memory. Super-resolution networks are convolution-bound, but in eager PyTorch every
+activation, BatchNorm, residual add and (in NCHW) layout reorder is another full pass over
+activations far larger than the CPU caches. The pieces here remove those passes:
+
+* :class:`FusedConv2d`: one convolution with its BatchNorm folded into the weights, an output
+  scale folded in too, and its activation or residual add done by oneDNN as a *post-op* inside
+  the convolution kernel (``torch.ops.mkldnn._convolution_pointwise``, the op ``torch.compile``
+  itself emits for these patterns) on CPU; plain ``F.conv2d`` plus in-place ops elsewhere.
+* :func:`conv_after_pixel_shuffle`: a convolution that follows ``PixelShuffle(f)`` rewritten as
+  a convolution *before* it, so a thin output layer (64 -> 3 channels) runs with ``f * f`` times
+  more output channels on a ``f * f`` times smaller image; oneDNN is several times faster there.
+* :func:`run_in_tiles`: runs a spatially local stage (the high-resolution tail of a generator)
+  over tiles with just enough context to be exact, so its huge activations never exist whole.
+
+These modules have no autograd support on the fused CPU path and are meant for
+``torch.inference_mode()``; outside it they fall back to ordinary differentiable ops.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = [
+    "FusedConv2d",
+    "conv_after_pixel_shuffle",
+    "prelu_slope",
+    "run_in_tiles",
+    "tail_halo",
+    "tail_tile_bytes",
+]
+
+
+def _mkldnn_ok(x: Tensor) -> bool:
+    """Whether oneDNN's fused convolution can run ``x`` (CPU, fp32/bf16, no autograd needed)."""
+    if x.device.type != "cpu" or not torch.backends.mkldnn.is_available():
+        return False
+    if x.requires_grad and torch.is_grad_enabled():
+        return False
+    if x.dtype == torch.float32:
+        return True
+    return x.dtype == torch.bfloat16 and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def prelu_slope(module: nn.Module) -> float | None:
+    """The single negative slope of a one-parameter ``nn.PReLU`` (None for per-channel PReLU)."""
+    if isinstance(module, nn.PReLU) and module.weight.numel() == 1:
+        return float(module.weight.detach().float().item())
+    return None
+
+
+class FusedConv2d(nn.Module):
+    """A frozen ``Conv2d`` computing ``act(scale * bn(conv(x)) + residual)`` in one kernel.
+
+    Args:
+        conv: the trained convolution (only ``groups=1`` is needed by the generators here).
+        bn: an eval-mode ``BatchNorm2d`` after it, folded into the weights and bias.
+        scale: an output scale folded into the weights (residual scaling such as ESRGAN's 0.2).
+        negative_slope: the activation: ``None`` none, ``0.0`` ReLU, else LeakyReLU / one-parameter
+            PReLU with that slope. Applied after the residual add.
+        dtype: the compute dtype of weights (and of the inputs it expects).
+        channels_last: store weights channels-last (inputs should be channels-last too).
+        weight / bias / padding: use these instead of the conv's own (for rewritten convs).
+        with_bias: False drops the bias (for the extra input slices of a split convolution).
+
+    oneDNN fuses an activation *or* a residual add into the kernel; when both are asked for the
+    activation runs as a separate in-place pass (no generator here needs both).
+    """
+
+    def __init__(
+        self,
+        conv: nn.Conv2d | None = None,
+        *,
+        bn: nn.BatchNorm2d | None = None,
+        scale: float = 1.0,
+        negative_slope: float | None = None,
+        dtype: torch.dtype = torch.float32,
+        channels_last: bool = True,
+        weight: Tensor | None = None,
+        bias: Tensor | None = None,
+        padding: int | None = None,
+        with_bias: bool = True,
+    ) -> None:
+        super().__init__()
+        if conv is not None:
+            if conv.groups != 1 or conv.stride != (1, 1) or conv.dilation != (1, 1):
+                raise ValueError("FusedConv2d supports stride-1, dilation-1, ungrouped convolutions only")
+            if not isinstance(conv.padding, tuple) or conv.padding[0] != conv.padding[1]:
+                raise ValueError("FusedConv2d needs symmetric integer padding")
+            weight = conv.weight if weight is None else weight
+            bias = conv.bias if bias is None else bias
+            padding = conv.padding[0] if padding is None else padding
+        if weight is None or padding is None:
+            raise ValueError("FusedConv2d needs a conv or an explicit weight and padding")
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        if bn is None and scale == 1.0:  # nothing to fold: a plain copy (quick for big models)
+            w, b = weight.detach(), bias.detach() if bias is not None else None
+        else:
+            w, b = self._fold(weight, bias, bn, scale)
+        self.register_buffer("weight", w.to(dtype=dtype, memory_format=fmt, copy=True))
+        self.register_buffer("bias", b.to(dtype=dtype, copy=True) if b is not None and with_bias else None)
+        self.padding = int(padding)
+        self.negative_slope = negative_slope
+
+    @staticmethod
+    def _fold(
+        weight: Tensor, bias: Tensor | None, bn: nn.BatchNorm2d | None, scale: float
+    ) -> tuple[Tensor, Tensor]:
+        """Weights and bias with ``bn`` and ``scale`` folded in, computed in float64 so they are the
+        correctly rounded products."""
+        w = weight.detach().double()
+        b = bias.detach().double() if bias is not None else torch.zeros(w.shape[0], dtype=torch.float64)
+        if bn is not None:
+            if bn.running_mean is None or bn.running_var is None:
+                raise ValueError("cannot fold a BatchNorm2d without running statistics")
+            inv = torch.rsqrt(bn.running_var.detach().double() + bn.eps)
+            gamma = bn.weight.detach().double() if bn.weight is not None else torch.ones_like(inv)
+            beta = bn.bias.detach().double() if bn.bias is not None else torch.zeros_like(inv)
+            w = w * (gamma * inv)[:, None, None, None]
+            b = (b - bn.running_mean.detach().double()) * gamma * inv + beta
+        return w * scale, b * scale
+
+    @property
+    def out_channels(self) -> int:
+        return int(self.weight.shape[0])
+
+    def extra_repr(self) -> str:
+        cout, cin, kh, kw = self.weight.shape
+        return f"{cin}, {cout}, kernel_size=({kh}, {kw}), padding={self.padding}, slope={self.negative_slope}"
+
+    def forward(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
+        """``act(conv(x) + residual)`` (``residual`` optional, same shape as the output)."""
+        pad = [self.padding, self.padding]
+        one = [1, 1]
+        slope = self.negative_slope
+        if _mkldnn_ok(x):
+            if residual is None:
+                if slope is None:
+                    attr, scalars = "none", []
+                elif slope == 0.0:
+                    attr, scalars = "relu", []
+                else:
+                    attr, scalars = "leaky_relu", [slope]
+                return torch.ops.mkldnn._convolution_pointwise(
+                    x, self.weight, self.bias, pad, one, one, 1, attr, scalars, ""
+                )
+            if slope is None or slope == 0.0:
+                return torch.ops.mkldnn._convolution_pointwise.binary(
+                    x, residual, self.weight, self.bias, pad, one, one, 1, "add", None,
+                    "relu" if slope == 0.0 else None, [], None,
+                )  # fmt: skip
+        y = F.conv2d(x, self.weight, self.bias, padding=self.padding)
+        if residual is not None:
+            y = y + residual if y.requires_grad else y.add_(residual)
+        if slope is not None:
+            y = F.leaky_relu(y, slope, inplace=not y.requires_grad)
+        return y
+
+    def accumulate_(self, acc: Tensor, x: Tensor) -> Tensor:
+        """``acc += conv(x)`` (plus the bias, if this conv has one) in place: oneDNN's sum post-op,
+        one pass and no temporary. Activation and residual are not applied. Returns ``acc``."""
+        if _mkldnn_ok(x) and acc.is_contiguous(memory_format=torch.channels_last):
+            one = [1, 1]
+            return torch.ops.mkldnn._convolution_pointwise_.binary(
+                acc, x, self.weight, self.bias, [self.padding] * 2, one, one, 1, "add", None, None, [], None
+            )
+        return acc.add_(F.conv2d(x, self.weight, self.bias, padding=self.padding))
+
+
+def conv_after_pixel_shuffle(
+    conv: nn.Conv2d, factor: int, *, weight: Tensor | None = None, bias: Tensor | None = None
+) -> tuple[Tensor, Tensor, int]:
+    """Rewrite ``conv(pixel_shuffle(x, factor))`` as ``pixel_shuffle(conv2(x), factor)``.
+
+    Returns ``(weight, bias, padding)`` of ``conv2``: ``factor**2`` times the output channels,
+    a kernel ``2 * padding + 1`` wide on the low-resolution grid. Every weight of ``conv`` lands in
+    exactly one place (the rest are zeros), so the result is the same sum in another order, and
+    zero padding on the small grid is exactly zero padding on the big one. This turns a thin
+    output layer (e.g. 64 -> 3 channels, 9x9, at full resolution) into a 256 -> 12 one at a
+    quarter of the pixels, which oneDNN runs several times faster.
+    """
+    w = (conv.weight if weight is None else weight).detach()
+    b = conv.bias if bias is None else bias
+    cout, cin, k, _ = w.shape
+    p = conv.padding[0]
+    f = factor
+    lo, hi = -((p + f - 1) // f), (f - 1 + p) // f  # floor(-p / f), floor((f - 1 + p) / f)
+    pad = max(-lo, hi)
+    size = 2 * pad + 1
+    out = torch.zeros(cout, f, f, cin, f, f, size, size, dtype=w.dtype, device=w.device)
+    for a in range(f):  # output phase (row)
+        for dy in range(-p, p + 1):
+            u, s = divmod(a + dy, f)
+            for b_ in range(f):  # output phase (column)
+                for dx in range(-p, p + 1):
+                    v, t = divmod(b_ + dx, f)
+                    out[:, a, b_, :, s, t, u + pad, v + pad] = w[:, :, dy + p, dx + p]
+    bias_out = (
+        b.detach().repeat_interleave(f * f) if b is not None else torch.zeros(cout * f * f, dtype=w.dtype)
+    )
+    return out.reshape(cout * f * f, cin * f * f, size, size), bias_out, pad
+
+
+def tail_halo(layers: list[tuple[int, int]], scale: int) -> int:
+    """Context (in input pixels) that makes tiles of a local stage exact.
+
+    ``layers`` lists ``(padding, resolution)`` of each convolution in the stage, where
+    ``resolution`` is how many output pixels one input pixel has become at that layer. A tile edge
+    that is not the image edge corrupts ``padding`` pixels per convolution, measured at that
+    convolution's resolution, so ``sum(padding * scale / resolution)`` output pixels; the halo is
+    that, in input pixels, rounded up.
+    """
+    corrupted = sum(p * scale // r for p, r in layers)
+    return math.ceil(corrupted / scale)
+
+
+def tail_tile_bytes(tile: int, halo: int, scale: int, channels: int, itemsize: int) -> int:
+    """Peak memory of one :func:`run_in_tiles` tile of an upsampling tail: about three
+    ``channels``-wide activations at the output resolution (a conv's input, its output and an
+    upsampled or shuffled copy) of a ``tile + 2 * halo`` square."""
+    side = (tile + 2 * halo) * scale
+    return 3 * side * side * channels * itemsize
+
+
+def run_in_tiles(
+    stage: Callable[[Tensor], Tensor],
+    x: Tensor,
+    *,
+    scale: int,
+    halo: int,
+    tile: int,
+    out: Tensor | None = None,
+    out_dtype: torch.dtype = torch.float32,
+) -> Tensor:
+    """Apply a spatially local ``stage`` (``(N, C, h, w)`` -> ``(N, C', h * scale, w * scale)``) tile
+    by tile, each tile read with ``halo`` pixels of context that are cropped off again.
+
+    With ``halo`` from :func:`tail_halo` the result equals ``stage(x)`` (up to the summation
+    order inside the convolutions): the context absorbs what zero padding at an inner tile edge
+    gets wrong, and at the image edge the tile edge *is* the image edge. Only one tile's
+    activations exist at a time. The result is written into ``out`` (allocated as NCHW
+    ``out_dtype`` when None) and returned.
+    """
+    n, _, height, width = x.shape
+    ys = range(0, height, tile)
+    xs = range(0, width, tile)
+    for y0 in ys:
+        y1 = min(y0 + tile, height)
+        a0, a1 = max(0, y0 - halo), min(height, y1 + halo)
+        for x0 in xs:
+            x1 = min(x0 + tile, width)
+            b0, b1 = max(0, x0 - halo), min(width, x1 + halo)
+            piece = stage(x[:, :, a0:a1, b0:b1])
+            if out is None:
+                out = torch.empty(
+                    n, piece.shape[1], height * scale, width * scale, dtype=out_dtype, device=x.device
+                )
+            oy, ox = (y0 - a0) * scale, (x0 - b0) * scale
+            out[:, :, y0 * scale : y1 * scale, x0 * scale : x1 * scale].copy_(
+                piece[:, :, oy : oy + (y1 - y0) * scale, ox : ox + (x1 - x0) * scale]
+            )
+            del piece
+    assert out is not None
+    return out
