@@ -26,7 +26,13 @@ from gansr.cli import main
 from gansr.data.io import read_image
 from gansr.errors import ConfigError
 from gansr.inference import naive_forward, plan, prepare_model, resolve_precision, run_tiled
-from gansr.models.fused import FusedConv2d, conv_after_pixel_shuffle, run_in_tiles, tail_halo
+from gansr.models.fused import (
+    FusedConv2d,
+    FusedNearestUpConv,
+    conv_after_pixel_shuffle,
+    run_in_tiles,
+    tail_halo,
+)
 
 ONE_LEVEL = 1 / 255
 BF16 = resolve_precision("bf16", "cpu", warn=False) == "bf16"
@@ -69,9 +75,13 @@ def small_srresnet(scale: int = 4, norm: str = "batch") -> nn.Module:
 # --------------------------------------------------------------------------- fast == naive
 
 
-def small_msrresnet(scale: int = 4, skip: str = "bilinear") -> nn.Module:
+def small_msrresnet(scale: int = 4, skip: str = "bilinear", tail: str = "basicsr") -> nn.Module:
     torch.manual_seed(0)
-    return models.create("msrresnet", num_feat=16, num_block=2, scale=scale, upsample_skip=skip)
+    model = models.create("msrresnet", num_feat=16, num_block=2, scale=scale, upsample_skip=skip, tail=tail)
+    if tail == "subpixel":  # its init makes the tail output ~0: give the comparison real values
+        with torch.no_grad():
+            model.upconv1.weight.normal_(0, 0.1)
+    return model
 
 
 @pytest.mark.parametrize(
@@ -83,6 +93,7 @@ def small_msrresnet(scale: int = 4, skip: str = "bilinear") -> nn.Module:
         small_srresnet,
         small_msrresnet,
         lambda: small_msrresnet(3, "bicubic"),
+        lambda: small_msrresnet(4, "bicubic", "subpixel"),
     ],
 )
 def test_fast_path_equals_the_naive_path_on_a_real_image(butterfly: torch.Tensor, build) -> None:
@@ -200,6 +211,23 @@ def test_conv_after_pixel_shuffle_is_the_same_convolution(factor: int, kernel: i
     assert torch.allclose(got, ref, atol=1e-5)
 
 
+@pytest.mark.parametrize("slope", [None, 0.2])
+def test_nearest_upsample_conv_on_the_small_grid_is_the_same_convolution(slope: float | None) -> None:
+    torch.manual_seed(0)
+    conv = nn.Conv2d(6, 5, 3, padding=1)
+    up = FusedNearestUpConv(conv, negative_slope=slope)
+    assert up.conv.weight.shape == (20, 6, 2, 2)  # 4 phases, 2x2 taps: 4/9 of the work
+    x = torch.randn(2, 6, 9, 7).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        ref = conv(F.interpolate(x, scale_factor=2, mode="nearest"))
+        ref = ref if slope is None else F.leaky_relu(ref, slope)
+        got = up(x)
+    assert got.shape == ref.shape
+    assert (got - ref).abs().max().item() < 1e-5  # borders included: zero padding maps to zero padding
+    with pytest.raises(ValueError, match="3x3"):
+        FusedNearestUpConv(nn.Conv2d(6, 5, 5, padding=2))
+
+
 def test_tiles_with_the_computed_halo_are_exact_and_smaller_halos_are_not() -> None:
     torch.manual_seed(0)
     convs = nn.ModuleList(nn.Conv2d(4, 4, 3, padding=1) for _ in range(3))
@@ -233,21 +261,24 @@ def test_rrdbnet_fused_form_keeps_no_concatenation_alive() -> None:
 
 
 def test_plan_is_untiled_when_it_fits_else_least_overlap_within_budget() -> None:
-    fast = prepare_model(small_rrdbnet())
+    fast = prepare_model(models.create("rrdbnet", num_block=1))
     assert plan(fast, 500, 500).tile == 0  # a few hundred MB: whole image
     assert plan(fast, 500, 500, tile=0).tile == 0
     assert plan(fast, 500, 500, tile=33).tile == 33
-    budget = fast.memory_bytes(300, 300)
+    budget = fast.memory_bytes(600, 600)
     chosen = plan(fast, 1000, 700, budget_bytes=budget, overlap=16)
     assert chosen.tile > 0 and chosen.batch_size == 1  # CPUs gain nothing from batched tiles
     from gansr.inference import _tile_cost
 
+    # A tile's pass shares the budget with the float32 output canvas of the whole image.
+    tile_budget = budget - 3 * 1000 * 700 * 16 * 4
+    assert tile_budget > budget // 4
     area, th, tw = _tile_cost(1000, 700, chosen.tile, 16, 1)
-    assert fast.memory_bytes(th, tw) <= budget
+    assert fast.memory_bytes(th, tw) <= tile_budget
     # No other core size that fits computes fewer pixels.
     for core in range(32, 1001, 7):
         other, oh, ow = _tile_cost(1000, 700, core, 16, 1)
-        if fast.memory_bytes(oh, ow) <= budget:
+        if fast.memory_bytes(oh, ow) <= tile_budget:
             assert other >= area
     with pytest.raises(ConfigError):
         plan(fast, 10, 10, overlap=-1)
@@ -338,6 +369,15 @@ def test_cli_bench_json_and_table(tiny_checkpoint: Path, capsys: pytest.CaptureF
     assert not any(line.startswith("naive") for line in table.splitlines())
     assert main([*common, "--repeat", "0", "-q"]) == 2
     assert "repeat must be >= 1" in capsys.readouterr().err
+
+
+def test_cli_bench_quality_on_the_default_device(
+    tiny_checkpoint: Path, set5: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["bench", "--model", str(tiny_checkpoint), "--size", "16", "--repeat", "1", "--warmup", "0"]
+    assert main([*argv, "--precision", "fp32", "--quality", str(set5), "--json", "-q"]) == 0
+    quality = json.loads(capsys.readouterr().out)["quality"]
+    assert "fp32" in json.dumps(quality) and "psnr" in json.dumps(quality)
 
 
 def test_training_bench_times_the_trainers_step_and_checks_quality(set5: Path, tmp_path: Path) -> None:

@@ -53,6 +53,7 @@ def client():
         max_pixels=MAX_PIXELS,
         max_output_pixels=MAX_OUTPUT_PIXELS,
         device="cpu",
+        default_model="bicubic",  # exact and fast: the expected pixels are computable here
     )
     with TestClient(create_app(config)) as c:
         yield c
@@ -421,10 +422,14 @@ def test_operator_checkpoint_is_offered_by_name(tmp_path, crop):
 
     net = models.create("msrresnet", num_feat=8, num_block=1, scale=2)
     path = models.save(net, tmp_path / "tiny_x2.safetensors")
+    from gansr.upscale import DEFAULT_MODEL
+
     with TestClient(create_app(ServeConfig(device="cpu"), models=[path])) as c:
         listed = {m["name"]: m for m in c.get("/api/models").json()}
         assert listed["tiny_x2"]["scale"] == 2 and "msrresnet" in listed["tiny_x2"]["description"]
-        assert listed["bicubic"]["default"] and not listed["tiny_x2"]["default"]
+        # Without --default-model the shipped photo model is the default, as for gansr upscale.
+        assert listed[DEFAULT_MODEL]["default"] and not listed["tiny_x2"]["default"]
+        assert not listed["bicubic"]["default"]
         r = post(c, encoded(crop), model="tiny_x2")
         assert r.status_code == 200, r.text
         assert r.headers["x-gansr-output-size"] == "128x96"  # the model's own x2

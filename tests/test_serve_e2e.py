@@ -59,7 +59,7 @@ TIMEOUT_MS = 30_000
 @pytest.fixture()
 def base_url():
     """The app served by uvicorn on 127.0.0.1 (a free port) in a thread; stopped at the end."""
-    app = create_app(ServeConfig(workers=1, queue=4, device="cpu"))
+    app = create_app(ServeConfig(workers=1, queue=4, device="cpu", default_model="bicubic"))
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]

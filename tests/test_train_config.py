@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
+from gansr import models
 from gansr.cli import main
 from gansr.errors import ConfigError
 from gansr.train.config import (
@@ -19,7 +21,15 @@ from gansr.train.config import (
     to_dict,
 )
 
-PRESETS = ["esrgan_x4", "mnist_x4", "mnist_x4_plus", "msrgan_stl10_x4", "srgan_x4", "vaegan_cppn_mnist"]
+PRESETS = [
+    "esrgan_x4",
+    "mnist_x4",
+    "mnist_x4_plus",
+    "msrgan_stl10_x4",
+    "srgan_x4",
+    "srresnet_x4",
+    "vaegan_cppn_mnist",
+]
 
 
 def test_every_preset_is_shipped_and_parses() -> None:
@@ -184,6 +194,26 @@ def test_cli_bad_configs_fail_before_training(
     # fp16 needs CUDA
     err = _cli_error(capsys, out, "mnist_x4", "--set", mnist, "device=cpu", "train.amp=fp16")
     assert err == "gansr: error: train.amp: fp16 needs a CUDA device; use bf16 on CPU"
+
+
+def test_generator_starts_from_a_shipped_model_or_refuses_a_mismatch(shared_data: Path) -> None:
+    from gansr.train import build_parts
+
+    mnist = f"data.root={shared_data / 'mnist'}"
+    cfg = load_config("mnist_x4_plus", [mnist, "model.g.init=mnist-x4-plus"])
+    g = build_parts(cfg).g
+    shipped = models.load("mnist-x4-plus")
+    for name, value in shipped.state_dict().items():
+        assert torch.equal(g.state_dict()[name], value.float()), name
+    # Another architecture, or the same one configured differently, is a one-line config error.
+    other_arch = r"^model.g.init: mnist-x4 is mnist_sr .* but the model is msrresnet"
+    with pytest.raises(ConfigError, match=other_arch):
+        build_parts(load_config("mnist_x4_plus", [mnist, "model.g.init=mnist-x4"]))
+    narrower = [mnist, "model.g.init=mnist-x4-plus", "model.g.kwargs.num_block=5"]
+    with pytest.raises(ConfigError, match=r"^model.g.init: "):
+        build_parts(load_config("mnist_x4_plus", narrower))
+    with pytest.raises(ConfigError, match=r"^model.g.init: .*no-such-model"):
+        build_parts(load_config("mnist_x4_plus", [mnist, "model.g.init=no-such-model"]))
 
 
 def test_cli_check_accepts_a_good_config(capsys: pytest.CaptureFixture[str], shared_data: Path) -> None:

@@ -183,6 +183,11 @@ def test_bf16_autocast_channels_last_and_grad_clip(
     # same data and initialisation; bf16 arithmetic changes the losses a little, not a lot
     assert first[0]["g_mse"] != first[1]["g_mse"]
     assert first[1]["g_mse"] == pytest.approx(first[0]["g_mse"], rel=0.05)
+    # amp_scope d: only D runs in bf16, so G's first output (before any G update) is the fp32 one.
+    d_only, _ = _run(capsys, tmp_path / "bf16_d", "mnist_x4", *common, "train.amp=bf16", "train.amp_scope=d")
+    first_d = [r for r in read_jsonl(d_only / "log.jsonl") if r["event"] == "train"][0]
+    assert first_d["g_mse"] == pytest.approx(first[0]["g_mse"], rel=1e-6)
+    assert first_d["d_loss"] != first[0]["d_loss"]
 
 
 def test_nonfinite_losses_skip_steps_then_stop_the_run(

@@ -355,7 +355,9 @@ def plan(
     peak fits ``budget_bytes`` (default :func:`memory_budget`): tiling only adds the overlap work.
     Otherwise every core size that splits the image into 1, 2, 3, ... tiles per axis is tried
     and the one that computes the fewest pixels (core plus overlap) while fitting is chosen;
-    ties go to fewer, larger tiles. On a GPU equal tiles are batched while they fit.
+    ties go to fewer, larger tiles. A tiled run also holds the whole float32 output canvas (768 MB
+    for an 8000x8000 RGB result) besides one tile's pass, so tiles get the budget minus the canvas
+    (but at least a quarter of it). On a GPU equal tiles are batched while they fit.
     """
     if overlap < 0:
         raise ConfigError(f"tile overlap must be >= 0, got {overlap}")
@@ -368,6 +370,8 @@ def plan(
     if tile is None:
         if fast.memory_bytes(height, width) <= budget:
             return TilePlan(0, overlap, 1)
+        canvas = fast.out_channels * height * width * fast.scale**2 * 4  # on the CPU, whatever the device
+        tile_budget = max(budget // 4, budget - canvas) if fast.device.type == "cpu" else budget
         best: tuple[int, int, int] | None = None  # (pixels computed, tiles, core)
         candidates = {
             max(MIN_TILE, -(-math.ceil(side / count) // multiple) * multiple)
@@ -376,7 +380,7 @@ def plan(
         }
         for core in sorted(candidates, reverse=True):
             area, th, tw = _tile_cost(height, width, core, overlap, multiple)
-            if fast.memory_bytes(th, tw) > budget:
+            if fast.memory_bytes(th, tw) > tile_budget:
                 continue
             tiles = len(axis_spans(height, core, overlap, multiple)) * len(
                 axis_spans(width, core, overlap, multiple)

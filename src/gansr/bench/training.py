@@ -8,7 +8,9 @@ trainer's engine settings:
 
 * ``naive``: NCHW fp32, what a plain PyTorch loop does;
 * ``channels_last``: ``train.channels_last: true``;
-* ``channels_last+bf16``: plus ``train.amp: bf16`` (where the CPU/GPU has native bf16).
+* ``channels_last+bf16``: plus ``train.amp: bf16`` (where the CPU/GPU has native bf16);
+* ``channels_last+bf16_d``: plus ``train.amp: bf16`` with ``train.amp_scope: d``: only D's passes
+  in bf16 (two thirds of an SRGAN step), G's arithmetic stays fp32.
 
 Rounds are interleaved (A, B, C, A, B, C, ...) and each reports the median step rate. With
 ``check_steps`` each variant also trains from the same initialisation on the same batches for
@@ -34,10 +36,11 @@ from gansr.errors import ConfigError
 
 __all__ = ["TrainBenchOptions", "VARIANTS", "run_train_bench"]
 
-VARIANTS: dict[str, tuple[bool, str]] = {  # name -> (channels_last, amp)
-    "naive": (False, "none"),
-    "channels_last": (True, "none"),
-    "channels_last+bf16": (True, "bf16"),
+VARIANTS: dict[str, tuple[bool, str, str]] = {  # name -> (channels_last, amp, amp_scope)
+    "naive": (False, "none", "all"),
+    "channels_last": (True, "none", "all"),
+    "channels_last+bf16": (True, "bf16", "all"),
+    "channels_last+bf16_d": (True, "bf16", "d"),
 }
 
 
@@ -64,7 +67,7 @@ class TrainBenchOptions:
     steps: int = 3
     repeat: int = 3
     warmup: int = 1
-    variants: tuple[str, ...] = tuple(VARIANTS)
+    variants: tuple[str, ...] = ("naive", "channels_last", "channels_last+bf16")
     device: str = "auto"
     threads: int | None = None
     check_steps: int = 0
@@ -103,7 +106,8 @@ class _Variant:
     opt_d: torch.optim.Optimizer
     opt_pre: torch.optim.Optimizer | None
     fmt: torch.memory_format
-    amp: torch.dtype | None
+    amp_g: torch.dtype | None  # autocast of G's passes
+    amp_d: torch.dtype | None  # and of D's
     rates: list[float]
 
 
@@ -160,7 +164,8 @@ class _Trainer:
         from gansr.train.ema import EMA
         from gansr.train.optim import build_optimizer
 
-        channels_last, amp = VARIANTS[name]
+        channels_last, amp, scope = VARIANTS[name]
+        dtype = torch.bfloat16 if amp == "bf16" else None
         fmt = torch.channels_last if channels_last else torch.contiguous_format
         g = copy.deepcopy(self.parts.g).to(self.device, memory_format=fmt).train()
         d = copy.deepcopy(self.parts.d).to(self.device, memory_format=fmt).train()
@@ -175,7 +180,8 @@ class _Trainer:
             opt_d=build_optimizer(d.parameters(), t.gan.d_optimizer),
             opt_pre=build_optimizer(g.parameters(), t.pretrain.optimizer) if t.pretrain else None,
             fmt=fmt,
-            amp=torch.bfloat16 if amp == "bf16" else None,
+            amp_g=dtype if scope == "all" else None,
+            amp_d=dtype,
             rates=[],
         )
 
@@ -186,8 +192,8 @@ class _Trainer:
             hr.to(self.device).contiguous(memory_format=v.fmt),
         )
 
-    def _autocast(self, v: _Variant) -> contextlib.AbstractContextManager:
-        return torch.autocast(self.device.type, dtype=v.amp, enabled=v.amp is not None)
+    def _autocast(self, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+        return torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None)
 
     def gan_step(self, v: _Variant, index: int) -> None:
         """One GAN iteration of :mod:`gansr.train.loop` (n_critic 1)."""
@@ -197,15 +203,15 @@ class _Trainer:
         scaler = torch.amp.GradScaler(self.device.type, enabled=False)
         lr, hr = self._inputs(v, index)
         v.d.requires_grad_(True)
-        with self._autocast(v):
+        with self._autocast(v.amp_g):
             sr, extra = generate(v.g, v.g, lr, hr, _noise(self.device))
         fake = sr.detach().float()
-        with self._autocast(v):
+        with self._autocast(v.amp_d):
             real_out, fake_out = v.d(hr), v.d(fake)
         loss_d = self.d_loss.discriminator_loss(real_out.float(), fake_out.float())
         optimizer_step(loss_d, v.opt_d, v.d, scaler, self.cfg.train.grad_clip, ctx)
         v.d.requires_grad_(False)
-        with self._autocast(v):
+        with self._autocast(v.amp_d):
             fake_out, fake_feats = forward_with_features(v.d, sr, self.want_features)
             with torch.no_grad():
                 real_out, real_feats = forward_with_features(v.d, hr, self.want_features)
@@ -228,7 +234,7 @@ class _Trainer:
         if self.pre_mix is None or v.opt_pre is None:
             raise ConfigError(f"bench --train: preset {self.cfg.name!r} has no pretrain phase")
         lr, hr = self._inputs(v, index)
-        with self._autocast(v):
+        with self._autocast(v.amp_g):
             sr, extra = generate(v.g, v.g, lr, hr, _noise(self.device))
         loss, _ = self.pre_mix(sr.float(), hr, **extra)
         scaler = torch.amp.GradScaler(self.device.type, enabled=False)
@@ -275,9 +281,10 @@ def run_train_bench(opts: TrainBenchOptions, *, log: Callable[[str], None] | Non
         torch.set_num_threads(opts.threads)
     notes: list[str] = []
     names = list(dict.fromkeys(opts.variants))
-    if "channels_last+bf16" in names and resolve_precision("bf16", device, warn=False) != "bf16":
-        names.remove("channels_last+bf16")
-        notes.append("channels_last+bf16 skipped: no native bf16 on this device")
+    if resolve_precision("bf16", device, warn=False) != "bf16":
+        for name in [n for n in names if "bf16" in n]:
+            names.remove(name)
+            notes.append(f"{name} skipped: no native bf16 on this device")
     trainer = _Trainer(opts, device, with_val=opts.check_steps > 0)
     variants = [trainer.variant(name) for name in names]
     indices = itertools.count()  # every variant steps through the same batches in turn

@@ -86,7 +86,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--variants",
         type=_list(str),
         metavar="V[,V]",
-        help="naive, channels_last, channels_last+bf16 (default: all)",
+        help="naive, channels_last, channels_last+bf16, channels_last+bf16_d (train.amp_scope: d, "
+        "bf16 for D only); default: the first three",
     )
     train.add_argument(
         "--check-steps", type=int, default=0, metavar="N", help="GAN steps of the quality check"
@@ -178,12 +179,13 @@ def run(args: argparse.Namespace) -> int:
     if args.quality is not None:
         from gansr.bench.quality import precision_quality
         from gansr.bench.runner import load_generator
+        from gansr.upscale.upscaler import resolve_device
 
         report["quality"] = precision_quality(
             load_generator(args.model),
             folder=args.quality or None,
             precisions=tuple(c["precision"] for c in report["cases"] if c["kind"] == "peak"),
-            device=opts.device,
+            device=resolve_device(args.device),  # "auto" is the CLI's word, not torch's
             model_name=args.model,
             log=log,
         )

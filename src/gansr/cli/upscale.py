@@ -9,9 +9,9 @@ import sys
 from gansr.upscale import DEFAULT_MODEL, OUTPUT_EXTS
 
 _EPILOG = f"""\
-model: the default is {DEFAULT_MODEL!r}. No trained weights ship with gansr yet, so by default
-this is plain MATLAB-style bicubic interpolation, not super-resolution; pass --model with a
-gansr checkpoint or an ESRGAN/Real-ESRGAN/BasicSR .pth for real SR.
+model: the default is {DEFAULT_MODEL!r}, the shipped x4 photo model (trained for fidelity:
+PSNR/SSIM). Other choices: any shipped model (`gansr models`), 'bicubic' (plain MATLAB-style
+interpolation), a gansr checkpoint, or an ESRGAN/Real-ESRGAN/BasicSR .pth.
 
 outputs: written next to each input as <stem><suffix>.<ext> (suffix _x4 from the final scale)
 unless -o names a folder (created; subfolders of folder inputs are kept) or, for one input, a

@@ -26,7 +26,14 @@ from gansr.models.blocks import (
     make_layer,
     pad_to_multiple,
 )
-from gansr.models.fused import FusedConv2d, run_in_tiles, tail_halo, tail_tile_bytes
+from gansr.models.fused import (
+    FusedConv2d,
+    FusedGenerator,
+    FusedNearestUpConv,
+    run_in_tiles,
+    tail_halo,
+    tail_tile_bytes,
+)
 
 __all__ = ["RRDB", "FusedRRDBNet", "RRDBNet", "ResidualDenseBlock"]
 
@@ -199,13 +206,14 @@ class _FusedRDB(nn.Module):
         raise AssertionError("unreachable")
 
 
-class FusedRRDBNet(nn.Module):
+class FusedRRDBNet(FusedGenerator):
     """Inference-only :class:`RRDBNet`: the same function with fewer passes over memory.
 
     * Dense blocks without concatenations (see :class:`_FusedRDB`); LeakyReLU and the residual
       ``x + 0.2 * conv5(...)`` run inside the convolutions (oneDNN post-ops), weights pre-scaled;
       every tensor stays channels-last, and the RRDB residual is added in place.
-    * The x4 tail (two nearest-upsample + conv stages, ``conv_hr``, ``conv_last``) runs in tiles of
+    * The x4 tail (two nearest-upsample + conv stages, run on the small grid by
+      :class:`gansr.models.fused.FusedNearestUpConv`, then ``conv_hr``, ``conv_last``) runs in tiles of
       ``tail_tile`` feature pixels with an exact halo (:func:`gansr.models.fused.run_in_tiles`): its
       activations are 16 times larger than the body's and would dominate memory and cache misses.
 
@@ -221,16 +229,8 @@ class FusedRRDBNet(nn.Module):
         channels_last: bool = True,
         tail_tile: int = 96,
     ) -> None:
-        super().__init__()
-        kw = {"dtype": dtype, "channels_last": channels_last}
-        self.arch = model.arch
-        self.scale = model.scale
-        self.in_channels = model.in_channels
-        self.out_channels = model.out_channels
-        self.size_multiple = model.size_multiple
-        self.dtype = dtype
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.tail_tile = tail_tile
+        super().__init__(model, dtype=dtype, channels_last=channels_last, tail_tile=tail_tile)
+        kw = self.conv_kw
         self.conv_first = FusedConv2d(model.conv_first, **kw)
         self.blocks = nn.ModuleList(
             nn.ModuleList(_FusedRDB(rdb, dtype, channels_last) for rdb in (b.rdb1, b.rdb2, b.rdb3))
@@ -238,11 +238,12 @@ class FusedRRDBNet(nn.Module):
         )
         self.conv_body = FusedConv2d(model.conv_body, **kw)
         ups = [model.conv_up1, model.conv_up2] + ([model.conv_up3] if model.scale == 8 else [])
-        self.ups = nn.ModuleList(FusedConv2d(c, negative_slope=0.2, **kw) for c in ups)
+        self.ups = nn.ModuleList(FusedNearestUpConv(c, negative_slope=0.2, **kw) for c in ups)
         self.conv_hr = FusedConv2d(model.conv_hr, negative_slope=0.2, **kw)
         self.conv_last = FusedConv2d(model.conv_last, **kw)
         self.tail_scale = 2 ** len(ups)
-        layers = [(1, 2**i) for i in range(1, len(ups) + 1)] + [(1, self.tail_scale)] * 2
+        # Each upsampling conv reads one pixel of context on its own (input) grid.
+        layers = [(1, 2**i) for i in range(len(ups))] + [(1, self.tail_scale)] * 2
         self.tail_halo = tail_halo(layers, self.tail_scale)
 
     def bytes_per_pixel(self) -> float:
@@ -266,8 +267,8 @@ class FusedRRDBNet(nn.Module):
         )
 
     def _tail(self, feat: Tensor) -> Tensor:
-        for conv in self.ups:
-            feat = conv(F.interpolate(feat, scale_factor=2, mode="nearest"))
+        for up in self.ups:
+            feat = up(feat)
         return self.conv_last(self.conv_hr(feat))
 
     def forward(self, x: Tensor) -> Tensor:

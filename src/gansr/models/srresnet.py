@@ -23,6 +23,7 @@ from gansr.models.blocks import (
 )
 from gansr.models.fused import (
     FusedConv2d,
+    FusedGenerator,
     conv_after_pixel_shuffle,
     prelu_slope,
     run_in_tiles,
@@ -129,7 +130,7 @@ class SRResNet(Generator):
         return FusedSRResNet(self, dtype=dtype, channels_last=channels_last)
 
 
-class FusedSRResNet(nn.Module):
+class FusedSRResNet(FusedGenerator):
     """Inference-only :class:`SRResNet` (eval semantics): the same function with fewer memory passes.
 
     * BatchNorm is folded into the convolutions and the one-parameter PReLUs run as fused
@@ -149,16 +150,8 @@ class FusedSRResNet(nn.Module):
         channels_last: bool = True,
         tail_tile: int = 96,
     ) -> None:
-        super().__init__()
-        kw = {"dtype": dtype, "channels_last": channels_last}
-        self.arch = model.arch
-        self.scale = model.scale
-        self.in_channels = model.in_channels
-        self.out_channels = model.out_channels
-        self.size_multiple = model.size_multiple
-        self.dtype = dtype
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.tail_tile = tail_tile
+        super().__init__(model, dtype=dtype, channels_last=channels_last, tail_tile=tail_tile)
+        kw = self.conv_kw
 
         def bn(m: nn.Module) -> nn.BatchNorm2d | None:
             return m if isinstance(m, nn.BatchNorm2d) else None
@@ -240,6 +233,12 @@ class MSRResNet(Generator):
         scale: 2, 3 or 4, as in BasicSR.
         upsample_skip: how the input is upsampled for the global skip: ``"bilinear"`` (BasicSR)
             or ``"bicubic"`` (torch's bicubic, ``align_corners=False``).
+        tail: ``"basicsr"``: BasicSR's upsampler (conv + PixelShuffle x2 per factor of 2, then
+            ``conv_hr`` and ``conv_last`` at the output size); ``"subpixel"``: one conv from the
+            features to ``in_channels * scale**2`` channels and a single PixelShuffle (ESPCN/IMDN
+            style). The BasicSR tail costs as much as the 16-block body (its last two convolutions
+            run at 16x the pixels); the sub-pixel tail halves the work per pixel, which buys twice
+            the training iterations for the same time. Parameter names: ``upconv1`` only.
     """
 
     arch = "msrresnet"
@@ -251,12 +250,14 @@ class MSRResNet(Generator):
         num_block: int = 16,
         scale: int = 4,
         upsample_skip: str = "bilinear",
+        tail: str = "basicsr",
     ) -> None:
         check_int(self.arch, "in_channels", in_channels)
         check_int(self.arch, "num_feat", num_feat)
         check_int(self.arch, "num_block", num_block, minimum=0)
         check_int(self.arch, "scale", scale, choices=(2, 3, 4))
         check_choice(self.arch, "upsample_skip", upsample_skip, ("bilinear", "bicubic"))
+        check_choice(self.arch, "tail", tail, ("basicsr", "subpixel"))
         super().__init__(
             {
                 "in_channels": in_channels,
@@ -264,14 +265,22 @@ class MSRResNet(Generator):
                 "num_block": num_block,
                 "scale": scale,
                 "upsample_skip": upsample_skip,
+                "tail": tail,
             },
             scale=scale,
             in_channels=in_channels,
             out_channels=in_channels,
         )
         self.upsample_skip = upsample_skip
+        self.tail = tail
         self.conv_first = nn.Conv2d(in_channels, num_feat, 3, 1, 1)
         self.body = make_layer(lambda: ResidualBlockNoBN(num_feat), num_block)
+        self.lrelu = nn.LeakyReLU(0.1)
+        if tail == "subpixel":
+            self.upconv1 = nn.Conv2d(num_feat, in_channels * scale * scale, 3, 1, 1)
+            self.pixel_shuffle = nn.PixelShuffle(scale)
+            default_init_weights([self.conv_first, self.upconv1], 0.1)
+            return
         if scale in (2, 3):
             self.upconv1 = nn.Conv2d(num_feat, num_feat * scale * scale, 3, 1, 1)
             self.pixel_shuffle = nn.PixelShuffle(scale)
@@ -281,7 +290,6 @@ class MSRResNet(Generator):
             self.pixel_shuffle = nn.PixelShuffle(2)
         self.conv_hr = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
         self.conv_last = nn.Conv2d(num_feat, in_channels, 3, 1, 1)
-        self.lrelu = nn.LeakyReLU(0.1)
         init = [self.conv_first, self.upconv1, self.conv_hr, self.conv_last]
         if scale == 4:
             init.append(self.upconv2)
@@ -291,10 +299,13 @@ class MSRResNet(Generator):
         """Upscale ``x`` ``(N, C, h, w)`` to ``(N, C, scale*h, scale*w)``."""
         self.check_input(x)
         out = self.body(self.lrelu(self.conv_first(x)))
-        out = self.lrelu(self.pixel_shuffle(self.upconv1(out)))
-        if self.scale == 4:
-            out = self.lrelu(self.pixel_shuffle(self.upconv2(out)))
-        out = self.conv_last(self.lrelu(self.conv_hr(out)))
+        if self.tail == "subpixel":
+            out = self.pixel_shuffle(self.upconv1(out))
+        else:
+            out = self.lrelu(self.pixel_shuffle(self.upconv1(out)))
+            if self.scale == 4:
+                out = self.lrelu(self.pixel_shuffle(self.upconv2(out)))
+            out = self.conv_last(self.lrelu(self.conv_hr(out)))
         base = F.interpolate(x, scale_factor=self.scale, mode=self.upsample_skip, align_corners=False)
         return out + base
 
@@ -305,7 +316,7 @@ class MSRResNet(Generator):
         return FusedMSRResNet(self, dtype=dtype, channels_last=channels_last)
 
 
-class FusedMSRResNet(nn.Module):
+class FusedMSRResNet(FusedGenerator):
     """Inference-only :class:`MSRResNet`: ReLU/LeakyReLU and the residual adds run inside the
     convolutions (LeakyReLU after PixelShuffle commutes with it), and the upsampling tail, with the
     interpolated global skip added by ``conv_last``, runs in tiles with an exact halo."""
@@ -318,17 +329,9 @@ class FusedMSRResNet(nn.Module):
         channels_last: bool = True,
         tail_tile: int = 96,
     ) -> None:
-        super().__init__()
-        kw = {"dtype": dtype, "channels_last": channels_last}
-        self.arch = model.arch
-        self.scale = model.scale
-        self.in_channels = model.in_channels
-        self.out_channels = model.out_channels
-        self.size_multiple = model.size_multiple
+        super().__init__(model, dtype=dtype, channels_last=channels_last, tail_tile=tail_tile)
+        kw = self.conv_kw
         self.upsample_skip = model.upsample_skip
-        self.dtype = dtype
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.tail_tile = tail_tile
         slope = model.lrelu.negative_slope
         self.conv_first = FusedConv2d(model.conv_first, negative_slope=slope, **kw)
         self.blocks = nn.ModuleList(
@@ -340,12 +343,18 @@ class FusedMSRResNet(nn.Module):
             )
             for block in model.body
         )
-        ups = [model.upconv1] + ([model.upconv2] if model.scale == 4 else [])
-        self.ups = nn.ModuleList(FusedConv2d(c, negative_slope=slope, **kw) for c in ups)
+        self.subpixel = model.tail == "subpixel"
         self.factor = model.pixel_shuffle.upscale_factor
-        self.conv_hr = FusedConv2d(model.conv_hr, negative_slope=slope, **kw)
-        self.conv_last = FusedConv2d(model.conv_last, **kw)
-        layers = [(1, self.factor**i) for i in range(len(ups))] + [(1, self.scale)] * 2
+        if self.subpixel:  # one conv and PixelShuffle(scale), then the skip is added
+            self.ups = nn.ModuleList([FusedConv2d(model.upconv1, **kw)])
+            self.conv_hr = self.conv_last = None
+            layers = [(1, 1)]
+        else:
+            ups = [model.upconv1] + ([model.upconv2] if model.scale == 4 else [])
+            self.ups = nn.ModuleList(FusedConv2d(c, negative_slope=slope, **kw) for c in ups)
+            self.conv_hr = FusedConv2d(model.conv_hr, negative_slope=slope, **kw)
+            self.conv_last = FusedConv2d(model.conv_last, **kw)
+            layers = [(1, self.factor**i) for i in range(len(ups))] + [(1, self.scale)] * 2
         # Bilinear reads 1 input pixel around each output pixel, bicubic 2.
         self.tail_halo = max(tail_halo(layers, self.scale), 1 if self.upsample_skip == "bilinear" else 2)
 
@@ -359,9 +368,8 @@ class FusedMSRResNet(nn.Module):
 
     def fixed_bytes(self) -> int:
         """Peak memory of one tail tile (independent of the image size)."""
-        return tail_tile_bytes(
-            self.tail_tile, self.tail_halo, self.scale, self.conv_hr.out_channels, self.dtype.itemsize
-        )
+        width = self.out_channels if self.subpixel else self.conv_hr.out_channels
+        return tail_tile_bytes(self.tail_tile, self.tail_halo, self.scale, width, self.dtype.itemsize)
 
     def _tail(self, feat_and_image: Tensor) -> Tensor:
         feat, image = feat_and_image[:, : -self.in_channels], feat_and_image[:, -self.in_channels :]
@@ -371,6 +379,8 @@ class FusedMSRResNet(nn.Module):
             image.float(), scale_factor=self.scale, mode=self.upsample_skip, align_corners=False
         )
         base = base.to(self.dtype).contiguous(memory_format=self.memory_format)
+        if self.conv_last is None:
+            return feat.add_(base)
         return self.conv_last(self.conv_hr(feat), residual=base)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -68,6 +68,8 @@ def build_generator(cfg: Config) -> nn.Module:
     g = _create(cfg.model.g, "model.g", defaults)
     if not hasattr(g, "scale"):
         raise ConfigError(f"model.g.arch: {cfg.model.g.arch!r} is not a generator")
+    if cfg.model.g.init is not None:
+        _init_from(g, cfg.model.g.init, "model.g.init")
     if not getattr(g, "arbitrary_scale", False) and g.scale != cfg.data.scale:
         raise ConfigError(
             f"data.scale: model.g ({cfg.model.g.arch}) upscales x{g.scale}, "
@@ -79,6 +81,24 @@ def build_generator(cfg: Config) -> nn.Module:
             f"the data has {channels} (data.kind / data.channels)"
         )
     return g
+
+
+def _init_from(model: nn.Module, source: str, key: str) -> None:
+    """Copy the weights of ``source`` (shipped name or checkpoint) into ``model``, whose
+    architecture and configuration must be the same."""
+    from gansr.models import load
+
+    try:
+        trained = load(source)
+    except ModelError as exc:
+        raise ConfigError(f"{key}: {exc}") from None
+    arch, config = getattr(trained, "arch", None), getattr(trained, "config", None)
+    if arch != getattr(model, "arch", None) or config != getattr(model, "config", None):
+        raise ConfigError(
+            f"{key}: {source} is {arch} {config}, but the model is "
+            f"{getattr(model, 'arch', type(model).__name__)} {getattr(model, 'config', {})}"
+        )
+    model.load_state_dict({k: v.float() for k, v in trained.state_dict().items()})
 
 
 def build_discriminator(cfg: Config) -> nn.Module:

@@ -16,7 +16,7 @@ Layout (see the presets in ``gansr/presets/*.yaml`` for complete examples)::
     train:
       pretrain: {iters, optimizer, schedule, losses, vgg_fallback}     # pixel losses only
       gan: {iters, optimizer, schedule, losses, vgg_fallback, d_optimizer, d_schedule, d_loss}
-      ema_decay, amp, channels_last, compile, grad_clip, max_nonfinite,
+      ema_decay, amp, amp_scope, channels_last, compile, grad_clip, max_nonfinite,
       val_every, val_max_images, ckpt_every, keep_last, log_every, ...
 """
 
@@ -75,10 +75,16 @@ def parse_yaml(text: str, *, source: str = "<config>") -> Any:
 # The schema.
 @dataclass
 class ModelSpec:
-    """One network: a registered architecture name plus keyword arguments for ``models.create``."""
+    """One network: a registered architecture name plus keyword arguments for ``models.create``.
+
+    ``init`` starts the network from trained weights instead of a random initialisation: a shipped
+    model name (``srresnet-x4``) or a checkpoint file, whose architecture and configuration must
+    match (BasicSR's ``pretrain_network_g``; e.g. GAN fine-tuning of a PSNR model).
+    """
 
     arch: str
     kwargs: dict[str, Any] = field(default_factory=dict)
+    init: str | None = None
 
 
 @dataclass
@@ -182,6 +188,9 @@ class TrainConfig:
     gan: GanConfig | None = None
     ema_decay: float = 0.999
     amp: Literal["none", "bf16", "fp16"] = "none"
+    # Which forward passes run under `amp`: all, or only D's ("d": G's arithmetic, and so the PSNR
+    # it learns, stays fp32 while D, about two thirds of an SRGAN step, runs at the faster rate).
+    amp_scope: Literal["all", "d"] = "all"
     channels_last: bool = False
     compile: bool = False
     grad_clip: float | None = None  # max global grad norm; None = off

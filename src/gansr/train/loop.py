@@ -176,8 +176,11 @@ def _train(
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(t.amp)
     fmt = torch.channels_last if t.channels_last else torch.contiguous_format
 
-    def autocast() -> contextlib.AbstractContextManager:
+    def autocast() -> contextlib.AbstractContextManager:  # D's passes
         return torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
+
+    def autocast_g() -> contextlib.AbstractContextManager:  # G's passes
+        return autocast() if t.amp_scope == "all" else contextlib.nullcontext()
 
     # ---------------------------------------------------------------------------- data, models, losses
     # Building everything validates the whole config before a folder is made or a step is run.
@@ -364,7 +367,7 @@ def _train(
         if pretrain:
             # ---- PSNR pre-training: one G step with the pixel-loss mix
             lr_img, hr = next_batch()
-            with autocast():
+            with autocast_g():
                 sr, extra = generate(g_train, g, lr_img, hr, noise)
             loss_g, terms = pre_mix(sr.float(), hr, **extra)
         else:
@@ -376,7 +379,7 @@ def _train(
             for k in range(n_critic):
                 lr_img, hr = next_batch()
                 keep_graph = k == n_critic - 1  # the last batch's SR also feeds the G step
-                with autocast(), torch.set_grad_enabled(keep_graph):
+                with autocast_g(), torch.set_grad_enabled(keep_graph):
                     sr, extra = generate(g_train, g, lr_img, hr, noise)
                 fake = sr.detach().float()
                 with autocast():

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-#: The model used when none is given. No trained weights ship yet, so this is the weightless
-#: MATLAB-bicubic baseline (plain interpolation, not super-resolution); it becomes the shipped x4
-#: model once one is released.
-DEFAULT_MODEL = "bicubic"
+#: The model used when none is given: the shipped general-purpose x4 photo model (PSNR-oriented,
+#: see ``gansr/weights/README.md``).
+DEFAULT_MODEL = "srresnet-x4"
 
 #: Output formats of ``gansr upscale --ext`` (``auto`` keeps PNG/JPEG/WebP inputs' format, else PNG).
 OUTPUT_EXTS: tuple[str, ...] = ("auto", "png", "jpg", "webp")

@@ -157,6 +157,9 @@ def tiled_forward(
                     oy, ox = ys[iy].lo * scale, xs[ix].lo * scale
                     piece = out[k, :, y0 - oy : y1 - oy, x0 - ox : x1 - ox]
                     canvas[:, y0:y1, x0:x1].addcmul_(piece, wy[:, None] * wx[None, :])
+                # Free this batch before the next forward pass allocates its own: otherwise the
+                # previous output (hundreds of MB for a big x4 tile) adds to the next pass's peak.
+                del out, piece, batch
                 if bar is not None:
                     bar.update(len(chunk))
     finally:
