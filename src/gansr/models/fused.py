@@ -243,8 +243,9 @@ class FusedNearestUpConv(nn.Module):
         n, _, h, w = x.shape
         y = self.conv(x)  # (n, 4 * c, h + 1, w + 1)
         c = self.out_channels
-        out = torch.empty((n, c, 2 * h, 2 * w), dtype=y.dtype, device=y.device)
-        out = out.contiguous(memory_format=self.memory_format)
+        out = torch.empty(
+            (n, c, 2 * h, 2 * w), dtype=y.dtype, device=y.device, memory_format=self.memory_format
+        )
         for k, (a, b) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
             out[:, :, a::2, b::2] = y[:, k * c : (k + 1) * c, a : a + h, b : b + w]
         return out
