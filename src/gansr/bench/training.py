@@ -197,7 +197,7 @@ class _Trainer:
 
     def gan_step(self, v: _Variant, index: int) -> None:
         """One GAN iteration of :mod:`gansr.train.loop` (n_critic 1)."""
-        from gansr.train.loop import forward_with_features, generate, optimizer_step
+        from gansr.train.loop import g_gan_loss, generate, optimizer_step
 
         ctx = _single_process(self.device)
         scaler = torch.amp.GradScaler(self.device.type, enabled=False)
@@ -211,18 +211,14 @@ class _Trainer:
         loss_d = self.d_loss.discriminator_loss(real_out.float(), fake_out.float())
         optimizer_step(loss_d, v.opt_d, v.d, scaler, self.cfg.train.grad_clip, ctx)
         v.d.requires_grad_(False)
-        with self._autocast(v.amp_d):
-            fake_out, fake_feats = forward_with_features(v.d, sr, self.want_features)
-            with torch.no_grad():
-                real_out, real_feats = forward_with_features(v.d, hr, self.want_features)
-        loss_g, _ = self.gan_mix(
-            sr.float(),
+        loss_g, _ = g_gan_loss(
+            v.d,
+            self.gan_mix,
+            sr,
             hr,
-            fake_logits=fake_out.float(),
-            real_logits=real_out.float(),
-            fake_features=fake_feats,
-            real_features=real_feats,
-            **extra,
+            extra,
+            want_features=self.want_features,
+            autocast=lambda: self._autocast(v.amp_d),
         )
         optimizer_step(loss_g, v.opt_g, v.g, scaler, self.cfg.train.grad_clip, ctx)
         v.ema.update(v.g)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,6 +108,33 @@ def forward_with_features(
         for h in handles:
             h.remove()
     return out, feats or [out.float()]
+
+
+def g_gan_loss(
+    d: nn.Module,
+    mix: Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]],
+    sr: torch.Tensor,
+    hr: torch.Tensor,
+    extra: dict[str, torch.Tensor],
+    *,
+    want_features: bool,
+    autocast: Callable[[], contextlib.AbstractContextManager],
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """G's loss in a GAN step: D (frozen by the caller) scores SR and, without a graph, HR under
+    ``autocast``; the mix gets both logits and features in float32."""
+    with autocast():
+        fake_out, fake_feats = forward_with_features(d, sr, want_features)
+        with torch.no_grad():
+            real_out, real_feats = forward_with_features(d, hr, want_features)
+    return mix(
+        sr.float(),
+        hr,
+        fake_logits=fake_out.float(),
+        real_logits=real_out.float(),
+        fake_features=fake_feats,
+        real_features=real_feats,
+        **extra,
+    )
 
 
 def optimizer_step(
@@ -395,18 +422,8 @@ def _train(
                 stepped &= optimizer_step(loss_d, optimizers["d"], d, scalers["d"], t.grad_clip, ctx)
             # ---- GAN: G step with the full mix on the last batch (D frozen)
             d.requires_grad_(False)
-            with autocast():
-                fake_out, fake_feats = forward_with_features(d, sr, want_features)
-                with torch.no_grad():
-                    real_out, real_feats = forward_with_features(d, hr, want_features)
-            loss_g, terms = gan_mix(
-                sr.float(),
-                hr,
-                fake_logits=fake_out.float(),
-                real_logits=real_out.float(),
-                fake_features=fake_feats,
-                real_features=real_feats,
-                **extra,
+            loss_g, terms = g_gan_loss(
+                d, gan_mix, sr, hr, extra, want_features=want_features, autocast=autocast
             )
         stepped &= optimizer_step(loss_g, opt_g, g, scaler_g, t.grad_clip, ctx)
         ema.update(g)
@@ -498,4 +515,12 @@ def _train(
     return TrainResult(run_dir, total, ema.module, g, d, last_val, best_psnr)
 
 
-__all__ = ["TrainResult", "TrainingDiverged", "forward_with_features", "generate", "optimizer_step", "train"]
+__all__ = [
+    "TrainResult",
+    "TrainingDiverged",
+    "forward_with_features",
+    "g_gan_loss",
+    "generate",
+    "optimizer_step",
+    "train",
+]
