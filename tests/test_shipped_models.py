@@ -129,23 +129,34 @@ def test_cli_eval_mnist_protocol(mnist: Path, capsys, bicubic_psnr: float) -> No
 
 # --------------------------------------------------------------------------- photo models
 
-# name -> (architecture, recipe preset, Set5 floor, Set14 floor) in dB, x4 Y-channel PSNR.
-# Targets 31.6 / 28.2; the shipped 20,000-iteration model reaches 31.53 / 28.20 (weights/README.md).
-PHOTO = {"srresnet-x4": ("msrresnet", "srresnet_x4", 31.5, 28.2)}
+# name -> (architecture, recipe preset, {dataset: PSNR floor}, Set14 NIQE ceiling or None); x4,
+# Y-channel PSNR. The floors are the issue's targets (srresnet-x4: 31.6 / 28.2; srgan-x4: NIQE
+# <= 5.5 at a PSNR not below bicubic's ~26.0); msrgan-x4 has no target and is undertrained
+# (28.70 / 26.36 dB, src/gansr/weights/README.md), so its floors are bicubic's (28.43 / 26.09)
+# plus 0.2 dB: it must still super-resolve, not interpolate.
+PHOTO = {
+    "srresnet-x4": ("msrresnet", "srresnet_x4", {"Set5": 31.6, "Set14": 28.2}, None),
+    "srgan-x4": ("msrresnet", "srgan_x4_bsds", {"Set14": 26.0}, 5.5),
+    "msrgan-x4": ("msrgan", "msrgan_x4_bsds", {"Set5": 28.63, "Set14": 26.29}, None),
+}
 
 
 @pytest.mark.parametrize("name", sorted(PHOTO))
-def test_photo_model_meets_its_targets_on_set5_and_set14(name: str, set5: Path, set14: Path) -> None:
+def test_photo_model_meets_its_targets_on_set5_and_set14(name: str, shared_data: Path) -> None:
     from gansr.evaluate import evaluate_folder
 
-    arch, preset, target5, target14 = PHOTO[name]
-    meta = read_metadata(Path(str(shipped_models()[name])))
+    arch, preset, floors, niqe_ceiling = PHOTO[name]
+    path = Path(str(shipped_models()[name]))
+    meta = read_metadata(path)
     assert meta["arch"] == arch and meta["recipe_preset"] == preset and meta["scale"] == 4
-    assert Path(str(shipped_models()[name])).stat().st_size < MAX_BYTES
+    assert path.stat().st_size < MAX_BYTES
     net = models.load(name)
-    for folder, target in ((set5, target5), (set14, target14)):
-        result = evaluate_folder(net, folder, 4, model_name=name).mean()
-        assert result["psnr"] >= target, (folder.name, result)
+    for dataset, floor in floors.items():
+        with_niqe = niqe_ceiling is not None and dataset == "Set14"
+        result = evaluate_folder(net, shared_data / dataset, 4, model_name=name, with_niqe=with_niqe).mean()
+        assert result["psnr"] >= floor, (dataset, result)
+        if with_niqe:
+            assert result["niqe"] <= niqe_ceiling, result
 
 
 def test_the_default_upscaler_is_the_shipped_photo_model(set5: Path) -> None:
@@ -161,3 +172,21 @@ def test_the_default_upscaler_is_the_shipped_photo_model(set5: Path) -> None:
     sr = up.upscale(lr[None])[0]
     bicubic = imresize(lr, scale=4).clamp(0, 1)
     assert psnr(sr, hr.float()) > psnr(bicubic, hr.float()) + 1.0  # real super-resolution, not interpolation
+
+
+@pytest.mark.parametrize("name", sorted(PHOTO))
+def test_photo_models_run_through_the_upscaler_with_no_options(name: str, set5: Path) -> None:
+    """``Upscaler(model=name)`` (fused, tiled, channels-last where it applies) gives the model's
+    own output on a real photo crop."""
+    from gansr.data.io import read_image
+    from gansr.degrade import imresize
+
+    hr = read_image(set5 / "butterfly.png").pixels[:, :64, :64].double()
+    lr = quantize(imresize(hr, scale=0.25).clamp(0, 1)).float()
+    up = gansr.Upscaler(model=name)
+    assert up.scale == 4 and up.in_channels == 3
+    sr = up.upscale(lr[None])[0]
+    with torch.no_grad():
+        reference = models.load(name).eval()(lr[None])[0].clamp(0, 1)
+    assert sr.shape == reference.shape == hr.shape
+    assert (sr - reference).abs().max() < 2 / 255

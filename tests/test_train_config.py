@@ -26,7 +26,9 @@ PRESETS = [
     "mnist_x4",
     "mnist_x4_plus",
     "msrgan_stl10_x4",
+    "msrgan_x4_bsds",
     "srgan_x4",
+    "srgan_x4_bsds",
     "srresnet_x4",
     "vaegan_cppn_mnist",
 ]
@@ -62,6 +64,15 @@ def test_preset_contents_follow_the_designs() -> None:
     srgan = load_config("srgan_x4")
     assert srgan.data.patch_size == 96 and srgan.train.gan.optimizer.lr == 1e-4
     assert {"type": "vanilla", "weight": 1e-3} in srgan.train.gan.losses
+    # The shipped photo GANs: srgan-x4 fine-tunes the shipped PSNR model; msrgan-x4 is design 004.
+    finetune = load_config("srgan_x4_bsds")
+    assert finetune.model.g.init == "srresnet-x4" and finetune.train.pretrain is None
+    assert finetune.model.g.kwargs == load_config("srresnet_x4").model.g.kwargs
+    assert {"type": "ragan", "weight": 5e-3} in finetune.train.gan.losses
+    msrgan_bsds = load_config("msrgan_x4_bsds")
+    assert msrgan_bsds.train.gan.d_loss == msrgan.train.gan.d_loss
+    assert (msrgan_bsds.model.g.arch, msrgan_bsds.model.d.arch) == ("msrgan", "wgan_critic")
+    assert {t["type"] for t in msrgan_bsds.train.gan.losses} >= {"ssim", "wgan_gp"}
 
 
 def test_yaml_reads_exponent_floats_without_a_dot() -> None:
