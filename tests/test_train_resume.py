@@ -152,3 +152,37 @@ def test_resume_with_different_models_is_refused(
         and "does not match this config" in err
     )
     assert len(err.splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_after_a_whole_iteration_with_a_checkpoint_to_resume(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """SIGINT (Ctrl-C) mid-run: the trainer finishes the iteration, writes a checkpoint of it (not
+    only at ``ckpt_every``), exits 130 with one line, and ``--resume`` continues from exactly there."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "gansr", *_args(shared_data)]
+    reference = subprocess.run(
+        [*cmd, "--out", str(tmp_path / "ref")], env=env, capture_output=True, text=True
+    )
+    assert reference.returncode == 0, reference.stderr
+
+    out = tmp_path / "stopped"
+    proc = subprocess.Popen([*cmd, "--out", str(out)], env=env, stderr=subprocess.PIPE, text=True)
+    _wait_for(proc, lambda: max(_losses(_only_run(out)), default=0) >= random.randint(8, ITERS - 15))
+    os.kill(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 130, stderr
+    (line,) = stderr.strip().splitlines()
+    assert line.startswith("gansr: error: stopped at iteration ") and "--resume" in line
+    stopped_at = int(line.split("stopped at iteration ")[1].split()[0])
+    (run_dir,) = out.iterdir()
+    assert not (run_dir / "model.safetensors").exists()
+    assert max(_losses(run_dir)) == stopped_at  # nothing ran past the checkpointed iteration
+    assert (run_dir / "checkpoints" / f"iter_{stopped_at:08d}.pt").is_file()
+
+    resume = subprocess.run([*cmd, "--out", str(out), "--resume"], env=env, capture_output=True, text=True)
+    assert resume.returncode == 0, resume.stderr
+    notes = [r["message"] for r in read_jsonl(run_dir / "log.jsonl") if r["event"] == "note"]
+    assert int(notes[-1].split(" at iteration ")[1]) == stopped_at
+    assert _losses(run_dir) == _losses(next((tmp_path / "ref").iterdir()))

@@ -27,3 +27,8 @@ class ModelError(GansrError):
 
 class DownloadError(GansrError):
     """A file could not be downloaded or failed its checksum."""
+
+
+class Interrupted(GansrError):
+    """The user stopped long work (Ctrl-C / SIGTERM) and it stopped cleanly; the message says
+    what was kept (e.g. the checkpoint to resume from). The CLI exits 130."""

@@ -51,7 +51,7 @@ def error(message: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from gansr.errors import GansrError
+    from gansr.errors import GansrError, Interrupted
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -60,6 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USER_ERROR
     try:
         return int(args.func(args) or 0)
+    except Interrupted as exc:
+        error(str(exc))
+        return EXIT_INTERRUPTED
     except GansrError as exc:
         error(str(exc))
         return EXIT_USER_ERROR
