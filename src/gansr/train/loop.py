@@ -69,7 +69,8 @@ class StopRequest:
     checkpoint it then writes is of a whole iteration); a second signal interrupts at once.
 
     Only for single-process runs in the main thread: with DDP every rank would have to agree on
-    the iteration to stop at, so there the signals keep their default behaviour.
+    the iteration to stop at, so there the signals keep their default behaviour. :func:`train`
+    restores the previous handlers however the run ends.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -84,15 +85,15 @@ class StopRequest:
             raise KeyboardInterrupt
         self.requested = True
 
-    def __enter__(self) -> StopRequest:
+    def install(self) -> None:
         if self.enabled:
             self._previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
-        return self
 
-    def __exit__(self, *exc: object) -> None:
+    def restore(self) -> None:
         for sig, handler in self._previous.items():
             if handler is not None:  # None: installed outside Python; nothing we can restore
                 signal.signal(sig, handler)
+        self._previous = {}
 
 
 @dataclass
@@ -212,16 +213,23 @@ def train(
     """
     ctx = distributed.setup(cfg.device)
     was_deterministic = torch.are_deterministic_algorithms_enabled()
+    stop = StopRequest(enabled=not ctx.distributed)
     try:
-        return _train(cfg, ctx, Path(runs_dir), resume, quiet)
+        return _train(cfg, ctx, Path(runs_dir), resume, quiet, stop)
     finally:
+        stop.restore()
         if torch.are_deterministic_algorithms_enabled() != was_deterministic:
             torch.use_deterministic_algorithms(was_deterministic)
         distributed.cleanup(ctx)
 
 
 def _train(
-    cfg: Config, ctx: distributed.DistContext, runs_dir: Path, resume: str | Path | None, quiet: bool
+    cfg: Config,
+    ctx: distributed.DistContext,
+    runs_dir: Path,
+    resume: str | Path | None,
+    quiet: bool,
+    stop: StopRequest,
 ) -> TrainResult:
     # ---------------------------------------------------------------------------- setup
     device = ctx.device
@@ -413,132 +421,131 @@ def _train(
     g.train()
     if d is not None:
         d.train()
-    stop = StopRequest(enabled=not ctx.distributed)
-    with stop:
-        for it in range(start, total):
-            pretrain = it < pre_iters
-            phase = cfg.train.pretrain if pretrain else cfg.train.gan
-            step = it if pretrain else it - pre_iters
-            opt_g = optimizers["g_pretrain" if pretrain else "g_gan"]
-            scaler_g = scalers["g_pretrain" if pretrain else "g_gan"]
-            lr_g = phase.optimizer.lr * lr_factor(phase.schedule, step, phase.iters)
-            set_lr(opt_g, lr_g)
-            values: dict[str, float] = {"lr_g": lr_g}
-            stepped = True
+    stop.install()  # from here on, Ctrl-C ends the run cleanly after the current iteration
+    for it in range(start, total):
+        pretrain = it < pre_iters
+        phase = cfg.train.pretrain if pretrain else cfg.train.gan
+        step = it if pretrain else it - pre_iters
+        opt_g = optimizers["g_pretrain" if pretrain else "g_gan"]
+        scaler_g = scalers["g_pretrain" if pretrain else "g_gan"]
+        lr_g = phase.optimizer.lr * lr_factor(phase.schedule, step, phase.iters)
+        set_lr(opt_g, lr_g)
+        values: dict[str, float] = {"lr_g": lr_g}
+        stepped = True
 
-            if pretrain:
-                # ---- PSNR pre-training: one G step with the pixel-loss mix
+        if pretrain:
+            # ---- PSNR pre-training: one G step with the pixel-loss mix
+            lr_img, hr = next_batch()
+            with autocast_g():
+                sr, extra = generate(g_train, g, lr_img, hr, noise)
+            loss_g, terms = pre_mix(sr.float(), hr, **extra)
+        else:
+            # ---- GAN: D step(s) on detached SR images
+            lr_d = cfg.train.gan.d_optimizer.lr * lr_factor(cfg.train.gan.d_schedule, step, phase.iters)
+            set_lr(optimizers["d"], lr_d)
+            values["lr_d"] = lr_d
+            d.requires_grad_(True)
+            for k in range(n_critic):
                 lr_img, hr = next_batch()
-                with autocast_g():
+                keep_graph = k == n_critic - 1  # the last batch's SR also feeds the G step
+                with autocast_g(), torch.set_grad_enabled(keep_graph):
                     sr, extra = generate(g_train, g, lr_img, hr, noise)
-                loss_g, terms = pre_mix(sr.float(), hr, **extra)
-            else:
-                # ---- GAN: D step(s) on detached SR images
-                lr_d = cfg.train.gan.d_optimizer.lr * lr_factor(cfg.train.gan.d_schedule, step, phase.iters)
-                set_lr(optimizers["d"], lr_d)
-                values["lr_d"] = lr_d
-                d.requires_grad_(True)
-                for k in range(n_critic):
-                    lr_img, hr = next_batch()
-                    keep_graph = k == n_critic - 1  # the last batch's SR also feeds the G step
-                    with autocast_g(), torch.set_grad_enabled(keep_graph):
-                        sr, extra = generate(g_train, g, lr_img, hr, noise)
-                    fake = sr.detach().float()
-                    with autocast():
-                        real_out, fake_out = d_train(hr), d_train(fake)
-                    loss_d = d_loss.discriminator_loss(real_out.float(), fake_out.float())
-                    values["d_loss"] = values.get("d_loss", 0.0) + loss_d.item() / n_critic
-                    if use_gp:
-                        gp = d_loss.gradient_penalty(d_train, hr, fake, generator=noise)
-                        values["d_gp"] = values.get("d_gp", 0.0) + gp.item() / n_critic
-                        loss_d = loss_d + gp
-                    values["d_real"] = values.get("d_real", 0.0) + real_out.float().mean().item() / n_critic
-                    values["d_fake"] = values.get("d_fake", 0.0) + fake_out.float().mean().item() / n_critic
-                    stepped &= optimizer_step(loss_d, optimizers["d"], d, scalers["d"], t.grad_clip, ctx)
-                # ---- GAN: G step with the full mix on the last batch (D frozen)
-                d.requires_grad_(False)
-                loss_g, terms = g_gan_loss(
-                    d, gan_mix, sr, hr, extra, want_features=want_features, autocast=autocast
-                )
-            stepped &= optimizer_step(loss_g, opt_g, g, scaler_g, t.grad_clip, ctx)
-            ema.update(g)
-            values["g_total"] = loss_g.item()
-            values.update({f"g_{name}": v.item() for name, v in terms.items()})
-            if hasattr(phase_mix := (pre_mix if pretrain else gan_mix), "ema_shares"):
-                values.update({f"w_{name}": w for name, w in phase_mix.current_weights().items()})
+                fake = sr.detach().float()
+                with autocast():
+                    real_out, fake_out = d_train(hr), d_train(fake)
+                loss_d = d_loss.discriminator_loss(real_out.float(), fake_out.float())
+                values["d_loss"] = values.get("d_loss", 0.0) + loss_d.item() / n_critic
+                if use_gp:
+                    gp = d_loss.gradient_penalty(d_train, hr, fake, generator=noise)
+                    values["d_gp"] = values.get("d_gp", 0.0) + gp.item() / n_critic
+                    loss_d = loss_d + gp
+                values["d_real"] = values.get("d_real", 0.0) + real_out.float().mean().item() / n_critic
+                values["d_fake"] = values.get("d_fake", 0.0) + fake_out.float().mean().item() / n_critic
+                stepped &= optimizer_step(loss_d, optimizers["d"], d, scalers["d"], t.grad_clip, ctx)
+            # ---- GAN: G step with the full mix on the last batch (D frozen)
+            d.requires_grad_(False)
+            loss_g, terms = g_gan_loss(
+                d, gan_mix, sr, hr, extra, want_features=want_features, autocast=autocast
+            )
+        stepped &= optimizer_step(loss_g, opt_g, g, scaler_g, t.grad_clip, ctx)
+        ema.update(g)
+        values["g_total"] = loss_g.item()
+        values.update({f"g_{name}": v.item() for name, v in terms.items()})
+        if hasattr(phase_mix := (pre_mix if pretrain else gan_mix), "ema_shares"):
+            values.update({f"w_{name}": w for name, w in phase_mix.current_weights().items()})
 
-            # ---- non-finite losses: the step was skipped; too many in a row end the run
-            if stepped:
-                bad_streak = 0
-            else:
-                bad_streak += 1
-                bad_total += 1
-                log.log(
-                    {
-                        "event": "nonfinite",
-                        "it": it + 1,
-                        "streak": bad_streak,
-                        "total": bad_total,
-                        **{k: v for k, v in values.items() if not k.startswith("lr")},
-                    }
-                )
-                if bad_streak >= t.max_nonfinite:
-                    log.close()
-                    raise TrainingDiverged(
-                        f"training stopped at iteration {it + 1}: {bad_streak} non-finite losses in a row "
-                        f"(g_total={values['g_total']}); lower the learning rate, set train.grad_clip, or use "
-                        "train.amp: none"
-                    )
-
-            # ---- logging
-            for key, value in values.items():
-                if not key.startswith("lr_"):  # learning rates are logged as they are now
-                    window[key] = window.get(key, 0.0) + value
-            window_n += 1
-            log.advance({k: values[k] for k in ("g_total", "d_loss") if k in values})
-            if (it + 1) % t.log_every == 0 or it + 1 == total:
-                now = time.perf_counter()
-                log.log(
-                    {
-                        "event": "train",
-                        "it": it + 1,
-                        "phase": "pretrain" if pretrain else "gan",
-                        "epoch": batch_index / plan.batches_per_epoch,
-                        **{k: v for k, v in values.items() if k.startswith("lr_")},
-                        **{k: v / window_n for k, v in window.items()},
-                        "it_per_s": window_n / max(now - t_window, 1e-9),
-                        "nonfinite_total": bad_total,
-                    }
-                )
-                window, window_n, t_window = {}, 0, now
-
-            # ---- validation of the EMA generator
-            is_best = False
-            if parts.val_items is not None and ((it + 1) % t.val_every == 0 or it + 1 == total):
-                last_val = validate(it + 1)
-                if best_psnr is None or last_val["val_psnr"] > best_psnr:
-                    best_psnr, is_best = last_val["val_psnr"], True
-
-            # ---- checkpoints: the last K plus the best
-            periodic = (it + 1) % t.ckpt_every == 0 or it + 1 == total
-            if periodic or is_best:
-                state = checkpoint_state(it + 1)
-                if ctx.is_main:
-                    if periodic:
-                        ckpts.save(state, it + 1)
-                    if is_best:
-                        ckpts.save_best(state, it + 1)
-                del state
-
-            # ---- Ctrl-C / SIGTERM: stop after this whole iteration, with a checkpoint to resume
-            if stop.requested and it + 1 < total:
-                if ctx.is_main and not periodic:  # (a periodic one was just written)
-                    ckpts.save(checkpoint_state(it + 1), it + 1)
+        # ---- non-finite losses: the step was skipped; too many in a row end the run
+        if stepped:
+            bad_streak = 0
+        else:
+            bad_streak += 1
+            bad_total += 1
+            log.log(
+                {
+                    "event": "nonfinite",
+                    "it": it + 1,
+                    "streak": bad_streak,
+                    "total": bad_total,
+                    **{k: v for k, v in values.items() if not k.startswith("lr")},
+                }
+            )
+            if bad_streak >= t.max_nonfinite:
                 log.close()
-                raise Interrupted(
-                    f"stopped at iteration {it + 1} of {total}; checkpoint written: run the same command "
-                    f"with --resume {run_dir} to continue"
+                raise TrainingDiverged(
+                    f"training stopped at iteration {it + 1}: {bad_streak} non-finite losses in a row "
+                    f"(g_total={values['g_total']}); lower the learning rate, set train.grad_clip, or use "
+                    "train.amp: none"
                 )
+
+        # ---- logging
+        for key, value in values.items():
+            if not key.startswith("lr_"):  # learning rates are logged as they are now
+                window[key] = window.get(key, 0.0) + value
+        window_n += 1
+        log.advance({k: values[k] for k in ("g_total", "d_loss") if k in values})
+        if (it + 1) % t.log_every == 0 or it + 1 == total:
+            now = time.perf_counter()
+            log.log(
+                {
+                    "event": "train",
+                    "it": it + 1,
+                    "phase": "pretrain" if pretrain else "gan",
+                    "epoch": batch_index / plan.batches_per_epoch,
+                    **{k: v for k, v in values.items() if k.startswith("lr_")},
+                    **{k: v / window_n for k, v in window.items()},
+                    "it_per_s": window_n / max(now - t_window, 1e-9),
+                    "nonfinite_total": bad_total,
+                }
+            )
+            window, window_n, t_window = {}, 0, now
+
+        # ---- validation of the EMA generator
+        is_best = False
+        if parts.val_items is not None and ((it + 1) % t.val_every == 0 or it + 1 == total):
+            last_val = validate(it + 1)
+            if best_psnr is None or last_val["val_psnr"] > best_psnr:
+                best_psnr, is_best = last_val["val_psnr"], True
+
+        # ---- checkpoints: the last K plus the best
+        periodic = (it + 1) % t.ckpt_every == 0 or it + 1 == total
+        if periodic or is_best:
+            state = checkpoint_state(it + 1)
+            if ctx.is_main:
+                if periodic:
+                    ckpts.save(state, it + 1)
+                if is_best:
+                    ckpts.save_best(state, it + 1)
+            del state
+
+        # ---- Ctrl-C / SIGTERM: stop after this whole iteration, with a checkpoint to resume
+        if stop.requested and it + 1 < total:
+            if not periodic:  # (a periodic one was just written; single process, so main)
+                ckpts.save(checkpoint_state(it + 1), it + 1)
+            log.close()
+            raise Interrupted(
+                f"stopped at iteration {it + 1} of {total}; checkpoint written: run the same command "
+                f"with --resume {run_dir} to continue"
+            )
 
     # ---------------------------------------------------------------------------- export
     log.close()
