@@ -6,8 +6,9 @@ trainer's GAN step (:mod:`gansr.train.loop`'s helpers): D on real and detached S
 with the full loss mix against the frozen D, then the EMA update. Variants differ only in the
 trainer's engine settings:
 
-* ``naive``: NCHW fp32, what a plain PyTorch loop does;
-* ``channels_last``: ``train.channels_last: true``;
+* ``naive``: NCHW fp32 with the default allocator behaviour, what a plain PyTorch loop does;
+* ``channels_last``: ``train.channels_last: true``, and from here on the trainer's heap reuse
+  (:mod:`gansr.allocator`, which ``gansr train`` always uses on the CPU);
 * ``channels_last+bf16``: plus ``train.amp: bf16`` (where the CPU/GPU has native bf16);
 * ``channels_last+bf16_d``: plus ``train.amp: bf16`` with ``train.amp_scope: d``: only D's passes
   in bf16 (two thirds of an SRGAN step), G's arithmetic stays fp32.
@@ -257,11 +258,16 @@ def _noise(device: torch.device) -> torch.Generator:
     return torch.Generator(device).manual_seed(0)
 
 
-def _timed(step: Callable[[int], None], indices: Iterator[int], count: int) -> float:
-    start = time.perf_counter()
-    for _ in range(count):
-        step(next(indices))
-    return count / (time.perf_counter() - start)
+def _timed(v: _Variant, step: Callable[[int], None], indices: Iterator[int], count: int) -> float:
+    """Steps per second of ``count`` steps; the trainer's variants run in its heap scope."""
+    from gansr.allocator import reuse_large_blocks
+
+    heap = contextlib.nullcontext() if v.name == "naive" else reuse_large_blocks()
+    with heap:
+        start = time.perf_counter()
+        for _ in range(count):
+            step(next(indices))
+        return count / (time.perf_counter() - start)
 
 
 def run_train_bench(opts: TrainBenchOptions, *, log: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -285,10 +291,10 @@ def run_train_bench(opts: TrainBenchOptions, *, log: Callable[[str], None] | Non
     variants = [trainer.variant(name) for name in names]
     indices = itertools.count()  # every variant steps through the same batches in turn
     for v in variants:
-        _timed(lambda i, v=v: trainer.gan_step(v, i), indices, opts.warmup)
+        _timed(v, lambda i, v=v: trainer.gan_step(v, i), indices, opts.warmup)
     for _ in range(opts.repeat):
         for v in variants:
-            rate = _timed(lambda i, v=v: trainer.gan_step(v, i), indices, opts.steps)
+            rate = _timed(v, lambda i, v=v: trainer.gan_step(v, i), indices, opts.steps)
             v.rates.append(rate)
             if log is not None:
                 log(f"{v.name}: {rate:.3f} steps/s")
