@@ -36,6 +36,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 
+import torch
+
 __all__ = ["reuse_large_blocks"]
 
 _M_TRIM_THRESHOLD = -1  # mallopt parameters (malloc.h)
@@ -65,10 +67,14 @@ def _glibc() -> ctypes.CDLL | None:
 
 
 @contextmanager
-def reuse_large_blocks() -> Iterator[None]:
-    """Within this scope, large freed blocks stay in the heap for reuse (see the module doc)."""
+def reuse_large_blocks(device: torch.device | str = "cpu") -> Iterator[None]:
+    """Within this scope, large freed blocks stay in the heap for reuse (see the module doc).
+
+    ``device`` is where the work in the scope allocates; only CPU memory comes from malloc, so for
+    any other device the scope does nothing.
+    """
     global _depth
-    libc = _glibc()
+    libc = _glibc() if torch.device(device).type == "cpu" else None
     if libc is None:
         yield
         return

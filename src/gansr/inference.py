@@ -254,13 +254,10 @@ class FastModel(nn.Module):
             return nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype)
 
-    def _heap(self) -> Any:
-        # Recycle activations' memory between layers instead of page-faulting fresh mmaps.
-        return reuse_large_blocks() if self.device.type == "cpu" else nullcontext()
-
     def forward(self, x: Tensor, **kwargs: Any) -> Tensor:
         """Run the generator on ``x`` (``kwargs`` such as ``size=`` go to unfused models)."""
-        with torch.inference_mode(), self._heap():
+        # reuse_large_blocks: activations' memory is recycled between layers, not page-faulted anew.
+        with torch.inference_mode(), reuse_large_blocks(self.device):
             x = x.to(self.device, non_blocking=True)
             if not self.fused:
                 x = x.float()

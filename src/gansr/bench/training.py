@@ -258,16 +258,18 @@ def _noise(device: torch.device) -> torch.Generator:
     return torch.Generator(device).manual_seed(0)
 
 
-def _timed(v: _Variant, step: Callable[[int], None], indices: Iterator[int], count: int) -> float:
-    """Steps per second of ``count`` steps; the trainer's variants run in its heap scope."""
+def _heap(v: _Variant, device: torch.device) -> contextlib.AbstractContextManager:
+    """The trainer's heap scope for its variants; the naive loop runs with the default allocator."""
     from gansr.allocator import reuse_large_blocks
 
-    heap = contextlib.nullcontext() if v.name == "naive" else reuse_large_blocks()
-    with heap:
-        start = time.perf_counter()
-        for _ in range(count):
-            step(next(indices))
-        return count / (time.perf_counter() - start)
+    return contextlib.nullcontext() if v.name == "naive" else reuse_large_blocks(device)
+
+
+def _timed(step: Callable[[int], None], indices: Iterator[int], count: int) -> float:
+    start = time.perf_counter()
+    for _ in range(count):
+        step(next(indices))
+    return count / (time.perf_counter() - start)
 
 
 def run_train_bench(opts: TrainBenchOptions, *, log: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -291,10 +293,12 @@ def run_train_bench(opts: TrainBenchOptions, *, log: Callable[[str], None] | Non
     variants = [trainer.variant(name) for name in names]
     indices = itertools.count()  # every variant steps through the same batches in turn
     for v in variants:
-        _timed(v, lambda i, v=v: trainer.gan_step(v, i), indices, opts.warmup)
+        with _heap(v, device):
+            _timed(lambda i, v=v: trainer.gan_step(v, i), indices, opts.warmup)
     for _ in range(opts.repeat):
         for v in variants:
-            rate = _timed(v, lambda i, v=v: trainer.gan_step(v, i), indices, opts.steps)
+            with _heap(v, device):
+                rate = _timed(lambda i, v=v: trainer.gan_step(v, i), indices, opts.steps)
             v.rates.append(rate)
             if log is not None:
                 log(f"{v.name}: {rate:.3f} steps/s")

@@ -215,10 +215,9 @@ def train(
     ctx = distributed.setup(cfg.device)
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     stop = StopRequest(enabled=not ctx.distributed)
-    # On the CPU, freed activations stay in the heap for the next step (no page faults per step).
-    heap = reuse_large_blocks() if ctx.device.type == "cpu" else contextlib.nullcontext()
     try:
-        with heap:
+        # On the CPU, freed activations stay in the heap for the next step (no page faults per step).
+        with reuse_large_blocks(ctx.device):
             return _train(cfg, ctx, Path(runs_dir), resume, quiet, stop)
     finally:
         stop.restore()
