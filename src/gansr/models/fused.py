@@ -7,9 +7,12 @@ activation, BatchNorm, residual add and (in NCHW) layout reorder is another full
 activations far larger than the CPU caches. The pieces here remove those passes:
 
 * :class:`FusedConv2d`: one convolution with its BatchNorm folded into the weights, an output
-  scale folded in too, and its activation or residual add done by oneDNN as a *post-op* inside
-  the convolution kernel (``torch.ops.mkldnn._convolution_pointwise``, the op ``torch.compile``
-  itself emits for these patterns) on CPU; plain ``F.conv2d`` plus in-place ops elsewhere.
+  scale folded in too, and its activation or residual add done inside the convolution kernel.
+  On the CPU in fp32 a 3x3 convolution runs gansr's Winograd kernel
+  (:mod:`gansr.kernels.winograd`: 4x fewer multiplies, activation and residual in its epilogue)
+  when it is available; otherwise oneDNN with *post-ops*
+  (``torch.ops.mkldnn._convolution_pointwise``, the op ``torch.compile`` itself emits for these
+  patterns); plain ``F.conv2d`` plus in-place ops elsewhere.
 * :func:`conv_after_pixel_shuffle`: a convolution that follows ``PixelShuffle(f)`` rewritten as
   a convolution *before* it, so a thin output layer (64 -> 3 channels) runs with ``f * f`` times
   more output channels on a ``f * f`` times smaller image; oneDNN is several times faster there.
@@ -32,12 +35,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gansr.kernels import winograd
+
 __all__ = [
     "FusedConv2d",
     "FusedGenerator",
     "FusedNearestUpConv",
     "conv_after_pixel_shuffle",
     "prelu_slope",
+    "winograd_kernel_fits",
     "run_in_tiles",
     "tail_halo",
     "tail_tile_bytes",
@@ -48,11 +54,20 @@ def _mkldnn_ok(x: Tensor) -> bool:
     """Whether oneDNN's fused convolution can run ``x`` (CPU, fp32/bf16, no autograd needed)."""
     if x.device.type != "cpu" or not torch.backends.mkldnn.is_available():
         return False
-    if x.requires_grad and torch.is_grad_enabled():
+    if _needs_grad(x):
         return False
     if x.dtype == torch.float32:
         return True
     return x.dtype == torch.bfloat16 and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def _needs_grad(x: Tensor) -> bool:
+    return x.requires_grad and torch.is_grad_enabled()
+
+
+def winograd_kernel_fits(in_channels: int, out_channels: int) -> bool:
+    """Whether a 3x3 fp32 convolution of these widths would run the Winograd kernel here."""
+    return winograd.supports(in_channels, out_channels) and winograd.available()
 
 
 def prelu_slope(module: nn.Module) -> float | None:
@@ -93,9 +108,13 @@ class FusedConv2d(nn.Module):
         channels_last: store weights channels-last (inputs should be channels-last too).
         weight / bias / padding: use these instead of the conv's own (for rewritten convs).
         with_bias: False drops the bias (for the extra input slices of a split convolution).
+        allow_winograd: use the Winograd kernel for fp32 CPU inputs when it fits (3x3, padding 1,
+            channels-last, channel counts it supports) and is available on this machine. Its
+            transformed weights take 4x the memory of the weights (kept too, for other inputs).
 
-    oneDNN fuses an activation *or* a residual add into the kernel; when both are asked for the
-    activation runs as a separate in-place pass (no generator here needs both).
+    The Winograd kernel fuses both the residual add and the activation; oneDNN fuses an
+    activation *or* a residual add into the kernel, and when both are asked for the activation
+    runs as a separate in-place pass (no generator here needs both).
     """
 
     def __init__(
@@ -111,6 +130,7 @@ class FusedConv2d(nn.Module):
         bias: Tensor | None = None,
         padding: int | None = None,
         with_bias: bool = True,
+        allow_winograd: bool = True,
     ) -> None:
         super().__init__()
         if conv is not None:
@@ -132,6 +152,17 @@ class FusedConv2d(nn.Module):
         self.register_buffer("bias", b.to(dtype=dtype, copy=True) if b is not None and with_bias else None)
         self.padding = int(padding)
         self.negative_slope = negative_slope
+        cout, cin, kh, kw = w.shape
+        use_winograd = (
+            allow_winograd
+            and (kh, kw, self.padding) == (3, 3, 1)
+            and dtype == torch.float32
+            and channels_last
+            and winograd_kernel_fits(cin, cout)
+        )
+        # The weights in the Winograd domain (not saved: derived from ``weight``).
+        u = winograd.transform_weights(self.weight) if use_winograd else None
+        self.register_buffer("winograd_weight", u, persistent=False)
 
     @staticmethod
     def _fold(
@@ -159,8 +190,18 @@ class FusedConv2d(nn.Module):
         cout, cin, kh, kw = self.weight.shape
         return f"{cin}, {cout}, kernel_size=({kh}, {kw}), padding={self.padding}, slope={self.negative_slope}"
 
-    def forward(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
-        """``act(conv(x) + residual)`` (``residual`` optional, same shape as the output)."""
+    def forward(self, x: Tensor, residual: Tensor | None = None, *, out: Tensor | None = None) -> Tensor:
+        """``act(conv(x) + residual)`` (``residual`` optional, same shape as the output), written
+        into ``out`` when given (e.g. a channel slice of a bigger channels-last tensor)."""
+        u = self.winograd_weight
+        if u is not None and x.device.type == "cpu" and x.dtype == torch.float32 and not _needs_grad(x):
+            return winograd.conv3x3(
+                x, u, self.bias, residual=residual, negative_slope=self.negative_slope, out=out
+            )
+        y = self._forward(x, residual)
+        return y if out is None else out.copy_(y)
+
+    def _forward(self, x: Tensor, residual: Tensor | None) -> Tensor:
         pad = [self.padding, self.padding]
         one = [1, 1]
         slope = self.negative_slope

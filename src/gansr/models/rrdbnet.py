@@ -33,6 +33,7 @@ from gansr.models.fused import (
     run_in_tiles,
     tail_halo,
     tail_tile_bytes,
+    winograd_kernel_fits,
 )
 
 __all__ = ["RRDB", "FusedRRDBNet", "RRDBNet", "ResidualDenseBlock"]
@@ -154,15 +155,20 @@ class RRDBNet(Generator):
 
 
 class _FusedRDB(nn.Module):
-    """:class:`ResidualDenseBlock` without its concatenations.
+    """:class:`ResidualDenseBlock` for inference, in one of two forms.
 
-    ``conv_k(cat(x, x1, ..., x_{k-1}))`` is computed as ``conv_k|x(x) + conv_k|x1(x1) + ...``, the
-    same convolution split along its input channels: the first slice runs out of place (with the
-    bias, and for conv5 the residual ``x`` fused in), the others add into it in place through
-    oneDNN's sum post-op. A channels-last ``torch.cat`` is a strided copy that took ~17% of the
-    block's time; the split needs no copy at all and keeps only ``x, x1..x4`` alive (the
-    concatenated tensors of the reference forward were up to 352 channels at once). conv5's
-    weights carry the 0.2 residual scale.
+    * **Dense buffer** (fp32 with the Winograd kernel, :mod:`gansr.kernels.winograd`): one
+      channels-last tensor holds ``x, x1..x4`` side by side; ``conv_k`` reads its first channels
+      (a strided view, no copy) and writes ``x_k`` straight into its slice, LeakyReLU fused, and
+      conv5 adds the residual ``x`` in the same kernel. The only extra pass is copying ``x`` in.
+    * **Split** (oneDNN): ``conv_k(cat(x, x1, ..., x_{k-1}))`` computed as
+      ``conv_k|x(x) + conv_k|x1(x1) + ...``, the same convolution split along its input channels:
+      the first slice runs out of place (with the bias, and for conv5 the residual ``x`` fused in),
+      the others add into it in place through oneDNN's sum post-op. oneDNN reads only dense
+      tensors fast, and a channels-last ``torch.cat`` is a strided copy that took ~17% of the
+      block's time.
+
+    conv5's weights carry the 0.2 residual scale.
     """
 
     def __init__(self, rdb: ResidualDenseBlock, dtype: torch.dtype, channels_last: bool) -> None:
@@ -171,9 +177,21 @@ class _FusedRDB(nn.Module):
         convs = (rdb.conv1, rdb.conv2, rdb.conv3, rdb.conv4, rdb.conv5)
         num_feat = rdb.conv1.in_channels
         grow = rdb.conv1.out_channels
+        last = len(convs) - 1
+        self.dense = (
+            dtype == torch.float32
+            and channels_last
+            and all(c.kernel_size == (3, 3) for c in convs)
+            and all(winograd_kernel_fits(c.in_channels, c.out_channels) for c in convs)
+        )
+        if self.dense:
+            self.convs = nn.ModuleList(
+                FusedConv2d(c, scale=0.2, **kw) if k == last else FusedConv2d(c, negative_slope=0.2, **kw)
+                for k, c in enumerate(convs)
+            )
+            return
         self.parts = nn.ModuleList()
         for k, conv in enumerate(convs):
-            scale = 0.2 if k == len(convs) - 1 else 1.0
             bounds = [0, num_feat] + [num_feat + grow * j for j in range(1, k + 1)]
             self.parts.append(
                 nn.ModuleList(
@@ -181,17 +199,35 @@ class _FusedRDB(nn.Module):
                         weight=conv.weight[:, lo:hi],
                         bias=conv.bias,
                         padding=conv.padding[0],
-                        scale=scale,
+                        scale=0.2 if k == last else 1.0,
                         with_bias=j == 0,
                         # conv1 has one slice, so its LeakyReLU fuses; the others apply it after the sum.
                         negative_slope=0.2 if k == 0 else None,
+                        allow_winograd=False,
                         **kw,
                     )
                     for j, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))
                 )
             )
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, *, overwrite: bool = False) -> Tensor:
+        """The block's output; ``overwrite=True`` lets it reuse ``x``'s memory for it (the dense
+        form copies ``x`` into its buffer first, so it can), saving one activation."""
+        return self._forward_dense(x, overwrite) if self.dense else self._forward_split(x)
+
+    def _forward_dense(self, x: Tensor, overwrite: bool) -> Tensor:
+        n, c, h, w = x.shape
+        *growing, conv5 = self.convs
+        width = conv5.weight.shape[1]  # x, x1..x4
+        buf = torch.empty((n, width, h, w), dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
+        buf[:, :c].copy_(x)
+        lo = c
+        for conv in growing:
+            conv(buf[:, :lo], out=buf[:, lo : lo + conv.out_channels])
+            lo += conv.out_channels
+        return conv5(buf, residual=buf[:, :c], out=x if overwrite else None)
+
+    def _forward_split(self, x: Tensor) -> Tensor:
         feats = [x]
         last = len(self.parts) - 1
         for k, parts in enumerate(self.parts):
@@ -250,12 +286,16 @@ class FusedRRDBNet(FusedGenerator):
         """Peak memory per LR input pixel, beyond :meth:`fixed_bytes`.
 
         The body's peak is at a dense block's conv5: the RRDB input, the block input, x1..x4 and
-        the output (``3 * num_feat + 4 * num_grow_ch`` channels per feature pixel); the tail keeps
+        the output (``3 * num_feat + 4 * num_grow_ch`` channels per feature pixel; in the
+        dense-buffer form of :class:`_FusedRDB` the block input is a copy and the output
+        overwrites the original, the same count); the tail keeps
         the body's output and writes the float32 result. Plus the input in float32 and ``dtype``.
         """
         e = self.dtype.itemsize
         feat_px = 1 / self.size_multiple**2  # feature pixels per LR pixel (pixel-unshuffle)
-        num_feat, grow = self.conv_first.out_channels, self.blocks[0][0].parts[0][0].out_channels
+        rdb = self.blocks[0][0]
+        num_feat = self.conv_first.out_channels
+        grow = rdb.convs[0].out_channels if rdb.dense else rdb.parts[0][0].out_channels
         body = (3 * num_feat + 4 * grow) * e * feat_px
         tail = num_feat * e * feat_px + self.out_channels * self.scale**2 * 4
         return max(body, tail) + self.in_channels * (4 + e)
@@ -283,7 +323,7 @@ class FusedRRDBNet(FusedGenerator):
         for rrdb in self.blocks:
             y = body
             for rdb in rrdb:
-                y = rdb(y)
+                y = rdb(y, overwrite=y is not body)  # body is needed for the RRDB residual
             body.add_(y, alpha=0.2)
             del y
         # conv_first is recomputed for the long skip (0.01% of the work) instead of keeping its

@@ -1,0 +1,1 @@
+"""Compiled compute kernels that PyTorch does not provide on the CPU (see :mod:`.winograd`)."""
