@@ -4,9 +4,11 @@
 
 * on the CPU, architectures with a fused form (a ``fuse_for_inference(dtype, channels_last)``
   method: ``rrdbnet``, ``srresnet``, ``msrresnet``) are replaced by it: channels-last, BatchNorm
-  folded, activations and residual adds inside oneDNN's convolution kernels, no dense-block
-  concatenations, and the high-resolution tail run in exact tiles. Outputs equal the module's own
-  ``forward`` up to float rounding;
+  folded, activations and residual adds inside the convolution kernels, no dense-block
+  concatenations, and the high-resolution tail run in exact tiles. 3x3 convolutions run gansr's
+  Winograd kernel (:mod:`gansr.kernels.winograd`, 4x fewer multiplies; compiled on first use,
+  oneDNN when it cannot be), the others oneDNN. Outputs equal the module's own ``forward`` up to
+  float rounding;
 * on the CPU each forward pass keeps freed activations in the heap for the next layer instead
   of page-faulting fresh memory, and returns it when the pass ends (:mod:`gansr.allocator`);
 * any other model (and every model on a GPU) runs channels-last, under autocast for bf16/fp16;

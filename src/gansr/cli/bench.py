@@ -245,6 +245,13 @@ def format_inference(report: dict[str, Any]) -> str:
                 f"  {name:<12} {r['psnr']:.4f} dB ({r['psnr_change_db']:+.4f})  "
                 f"SSIM {r['ssim']:.5f} ({r['ssim_change']:+.5f})"
             )
+    kernels = dict.fromkeys(c["conv_kernels"] for c in report["cases"] if "conv_kernels" in c)
+    lines += [f"convolutions: {k}" for k in kernels]
+    if any(k.startswith("Winograd") for k in kernels):
+        lines.append(
+            "note: Winograd does fewer multiplies than a direct convolution; GFLOP/s and % peak count "
+            "the direct convolution's work (so % peak can pass 100)"
+        )
     lines += [f"note: {n}" for n in report["notes"]]
     return "\n".join(lines)
 

@@ -22,6 +22,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from gansr.cache import cache_dir
 from gansr.data.io import atomic_write
 from gansr.errors import ConfigError, DownloadError
 
@@ -37,12 +38,6 @@ __all__ = [
 
 _CHUNK = 1 << 20
 _SCHEMES = ("http", "https", "file")
-
-
-def cache_dir() -> Path:
-    """Where gansr keeps downloads: ``$GANSR_CACHE``, else ``~/.cache/gansr``."""
-    env = os.environ.get("GANSR_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "gansr"
 
 
 # --------------------------------------------------------------------------- one file

@@ -37,10 +37,12 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from gansr.cache import cache_dir
+
 __all__ = ["available", "conv3x3", "status", "supports", "transform_weights"]
 
 _SOURCE = Path(__file__).with_name("winograd_f43.c")
-_FLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-pthread", "-std=c11"]
+_FLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-fopenmp", "-std=c11"]
 _ROWS = 12  # tiles per GEMM micro-kernel in the C code; block sizes are multiples of it
 
 # G of F(4x4, 3x3) (Lavin & Gray 2015): U = G g G^T turns a 3x3 kernel into the 6x6 Winograd domain.
@@ -78,8 +80,6 @@ def _compiler() -> str | None:
 
 def _build(cc: str) -> Path:
     """Compile the kernel into the cache (once per source/compiler/CPU) and return its path."""
-    from gansr.data.download import cache_dir
-
     version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
     key = hashlib.sha256(
         "\0".join([_SOURCE.read_text(), cc, version, " ".join(_FLAGS), _cpu_id()]).encode()
@@ -123,14 +123,17 @@ def _load() -> tuple[ctypes._CFuncPtr | None, str]:
     except (OSError, subprocess.SubprocessError, AttributeError) as e:
         return None, f"kernel build failed: {' '.join(str(e).split())}"
     i64, ptr, i32 = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
-    fn.argtypes = [ptr, i64, i64, i64] * 3 + [ptr, ptr] + [i32] * 6 + [ctypes.c_float, i32, i32]
+    fn.argtypes = [ptr, i64, i64, i64] * 3 + [ptr, ptr] + [i32] * 6 + [ctypes.c_float] + [i32] * 3
     fn.restype = i32
     return fn, f"Winograd F(4x4,3x3) AVX-512 kernel ({path.name})"
 
 
-def available() -> bool:
-    """Whether the compiled kernel can be used in this process (builds it on first call)."""
-    return _load()[0] is not None
+def available(dtype: torch.dtype = torch.float32) -> bool:
+    """Whether the compiled kernel can be used in this process for ``dtype`` (float32; bfloat16
+    needs AVX512-BF16). Builds the kernel on the first call."""
+    if dtype == torch.bfloat16:
+        return _load()[0] is not None and " avx512_bf16" in _cpu_id()
+    return dtype == torch.float32 and _load()[0] is not None
 
 
 def status() -> str:
@@ -138,14 +141,22 @@ def status() -> str:
     return _load()[1]
 
 
-def transform_weights(weight: Tensor) -> Tensor:
-    """``(cout, cin, 3, 3)`` weights -> the kernel's ``(36, cin, cout)`` fp32 layout, ``G g G^T``
-    computed in float64 so each value is correctly rounded once."""
+def transform_weights(weight: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
+    """``(cout, cin, 3, 3)`` weights -> the kernel's layout in ``dtype``: ``(36, cin, cout)`` for
+    float32, ``(36, cin / 2, cout, 2)`` for bfloat16 (input-channel pairs side by side, as the
+    AVX512-BF16 dot product takes them). ``G g G^T`` is computed in float64 so each value is
+    correctly rounded once."""
     if weight.dim() != 4 or tuple(weight.shape[2:]) != (3, 3):
         raise ValueError(f"expected 3x3 convolution weights, got shape {tuple(weight.shape)}")
+    if dtype not in (torch.float32, torch.bfloat16):
+        raise ValueError(f"the Winograd kernel computes in float32 or bfloat16, not {dtype}")
+    cout, cin = weight.shape[:2]
     g = torch.tensor(_G, dtype=torch.float64)
-    u = torch.einsum("ik,ockl,jl->ijco", g, weight.detach().to("cpu", torch.float64), g)
-    return u.reshape(36, weight.shape[1], weight.shape[0]).float().contiguous()
+    u = g @ weight.detach().to("cpu", torch.float64) @ g.T  # (cout, cin, 6, 6)
+    u = u.permute(2, 3, 1, 0).reshape(36, cin, cout).to(dtype)
+    if dtype == torch.bfloat16:
+        u = u.reshape(36, cin // 2, 2, cout).transpose(2, 3)
+    return u.contiguous()
 
 
 def _block_tiles(cin: int, cout: int) -> int:
@@ -186,24 +197,25 @@ def conv3x3(
     if fn is None:
         raise RuntimeError(f"the Winograd kernel is not available: {status()}")
     n, cin, h, w = x.shape
+    dtype = x.dtype
     cout = u.shape[2]
-    fits = u.shape == (36, cin, cout) and supports(cin, cout)
-    if not fits or u.dtype != torch.float32 or not u.is_contiguous():
-        raise ValueError(f"weights {tuple(u.shape)} do not fit an input with {cin} channels")
-    if x.dtype != torch.float32 or x.device.type != "cpu":
-        raise ValueError("the Winograd kernel takes float32 CPU tensors")
+    layout = (36, cin, cout) if dtype == torch.float32 else (36, cin // 2, cout, 2)
+    if dtype not in (torch.float32, torch.bfloat16) or x.device.type != "cpu":
+        raise ValueError(f"the Winograd kernel takes float32 or bfloat16 CPU tensors, not {dtype}")
+    if u.shape != layout or not supports(cin, cout) or u.dtype != dtype or not u.is_contiguous():
+        raise ValueError(f"weights {u.dtype} {tuple(u.shape)} do not fit a {dtype} input with {cin} channels")
     if x.stride(1) != 1:
         x = x.contiguous(memory_format=torch.channels_last)
     if out is None:
-        out = torch.empty((n, cout, h, w), memory_format=torch.channels_last)
-    elif out.shape != (n, cout, h, w) or out.dtype != torch.float32:
-        raise ValueError(f"out must be float32 {(n, cout, h, w)}, got {out.dtype} {tuple(out.shape)}")
+        out = torch.empty((n, cout, h, w), dtype=dtype, memory_format=torch.channels_last)
+    elif out.shape != (n, cout, h, w) or out.dtype != dtype:
+        raise ValueError(f"out must be {dtype} {(n, cout, h, w)}, got {out.dtype} {tuple(out.shape)}")
     res_ptr, res_strides = None, (0, 0, 0)
     if residual is not None:
-        if residual.shape != out.shape or residual.dtype != torch.float32:
-            raise ValueError("residual must match the output's shape and be float32")
+        if residual.shape != out.shape or residual.dtype != dtype:
+            raise ValueError("residual must match the output's shape and dtype")
         res_ptr, res_strides = residual.data_ptr(), _pixel_strides(residual, "residual")
-    b = None
+    b = None  # always float32: it is added to the float32 accumulators
     if bias is not None:
         b = bias if bias.dtype == torch.float32 and bias.is_contiguous() else bias.float().contiguous()
     slope = 0.0 if negative_slope is None else float(negative_slope)
@@ -213,7 +225,7 @@ def conv3x3(
         out.data_ptr(), *_pixel_strides(out, "out"),
         u.data_ptr(), None if b is None else b.data_ptr(),
         n, h, w, cin, cout, int(negative_slope is not None), slope,
-        _block_tiles(cin, cout), torch.get_num_threads(),
+        _block_tiles(cin, cout), int(dtype == torch.bfloat16), torch.get_num_threads(),
     )  # fmt: skip
     if rc == 1:
         raise MemoryError("the Winograd kernel could not allocate its scratch memory")

@@ -11,31 +11,34 @@
  *   A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
  *   U = G g G^T is computed by the caller (in float64), laid out [36][cin][cout].
  *
+ * bf16 mode: activations, residual and U in bf16, transforms and accumulation in fp32, the GEMM
+ * with AVX512-BF16 dot products (two products per lane and instruction).
+ *
  * Requirements (checked by the Python caller): cin % 16 == 0, cout % 32 == 0, channel stride 1.
- * Threads: plain pthreads, one contiguous range of tile blocks each (no second OpenMP runtime
- * next to PyTorch's).
+ * Threads: OpenMP, one contiguous range of tile blocks each. Linked against libgomp.so.1, which
+ * resolves to the copy PyTorch has already loaded, so the kernel runs on PyTorch's own (already
+ * spinning) worker threads instead of competing with them for the cores.
  */
 #include <immintrin.h>
-#include <pthread.h>
+#include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define ROWS 12 /* tiles per GEMM micro-kernel: 12 x 32 outputs = 24 zmm accumulators */
-#define MAX_THREADS 64
 
 typedef struct {
-    const float *x;
-    int64_t xn, xh, xw; /* strides in floats: image, row, pixel (channel stride is 1) */
-    const float *res;
+    const void *x; /* fp32, or bf16 when bf16 is set (then res, y, u are bf16 too) */
+    int64_t xn, xh, xw; /* strides in elements: image, row, pixel (channel stride is 1) */
+    const void *res;
     int64_t rn, rh, rw;
-    float *y;
+    void *y;
     int64_t yn, yh, yw;
-    const float *u; /* [36][cin][cout] */
+    const void *u; /* fp32 [36][cin][cout]; bf16 [36][cin/2][cout][2] */
     const float *bias;
-    int n, h, w, cin, cout, act, tb;
+    int n, h, w, cin, cout, act, tb, bf16;
     float slope;
-    int64_t th, tw, tiles;
+    int64_t th, tw, tiles; /* tile rows, tiles per row, tiles in all */
 } job_t;
 
 typedef struct {
@@ -67,39 +70,73 @@ static inline void at6(const __m512 m[6], __m512 o[4]) {
     o[3] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.f), d34, d12), m[5]);
 }
 
-/* Transformed 6x6 patch of tile t into slot s of V ([36][tb][cin]). */
-static void input_tile(const job_t *j, int64_t t, int s, float *V) {
+/* 16 channels of an activation (fp32, or bf16 widened to fp32), and back. */
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+ALWAYS_INLINE __m512 load16(const void *base, int64_t off, int bf16) {
+    if (!bf16) return _mm512_loadu_ps((const float *)base + off);
+    __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)((const uint16_t *)base + off)));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
+}
+
+/* fp32 -> bf16 rounding to nearest even: one instruction with AVX512-BF16, else integer ops that
+ * round the same way (NaNs aside). Only the GEMM below requires AVX512-BF16. */
+ALWAYS_INLINE void store16(void *base, int64_t off, __m512 v, int bf16) {
+    if (!bf16) {
+        _mm512_storeu_ps((float *)base + off, v);
+        return;
+    }
+    uint16_t *dst = (uint16_t *)base + off;
+#ifdef __AVX512BF16__
+    _mm256_storeu_si256((__m256i *)dst, (__m256i)_mm512_cvtneps_pbh(v));
+#else
+    __m512i bits = _mm512_castps_si512(v);
+    __m512i odd = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
+    bits = _mm512_add_epi32(bits, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff)));
+    _mm256_storeu_si256((__m256i *)dst, _mm512_cvtepi32_epi16(_mm512_srli_epi32(bits, 16)));
+#endif
+}
+
+/* Transformed 6x6 patch of tile t into slot s of V ([36][tb][cin], fp32 or bf16). Inlined into
+ * one copy per element type, so the type tests fold away. */
+ALWAYS_INLINE void input_tile(const job_t *j, int64_t t, int s, void *V, const int bf16) {
     const int cin = j->cin;
     const int64_t xi_stride = (int64_t)j->tb * cin;
-    float *dst = V + (int64_t)s * cin;
+    const int64_t dst = (int64_t)s * cin; /* offset in elements */
+    const size_t esize = bf16 ? 2 : 4;
     int64_t per = j->th * j->tw;
     if (t >= j->tiles) { /* padding slot of the last block */
-        for (int k = 0; k < 36; k++) memset(dst + k * xi_stride, 0, sizeof(float) * cin);
+        for (int k = 0; k < 36; k++) memset((char *)V + (dst + k * xi_stride) * esize, 0, esize * cin);
         return;
     }
     int64_t img = t / per, rem = t % per;
     int r0 = (int)(rem / j->tw) * 4 - 1, c0 = (int)(rem % j->tw) * 4 - 1;
-    const float *xi = j->x + img * j->xn;
-    int rok[6], cok[6];
-    for (int i = 0; i < 6; i++) {
-        rok[i] = r0 + i >= 0 && r0 + i < j->h;
-        cok[i] = c0 + i >= 0 && c0 + i < j->w;
-    }
+    const char *xi = (const char *)j->x + (img * j->xn + r0 * j->xh + c0 * j->xw) * (int64_t)esize;
+    /* Offsets of the 36 patch pixels; -1 where the patch hangs over the zero padding. */
+    int64_t off[6][6];
+    int inside = 1;
+    for (int i = 0; i < 6; i++)
+        for (int jj = 0; jj < 6; jj++) {
+            int ok = r0 + i >= 0 && r0 + i < j->h && c0 + jj >= 0 && c0 + jj < j->w;
+            off[i][jj] = ok ? i * j->xh + jj * j->xw : -1;
+            inside &= ok;
+        }
     for (int c = 0; c < cin; c += 16) {
         __m512 tmp[6][6]; /* tmp[i][jj] = (B^T d)[i][jj] */
         for (int jj = 0; jj < 6; jj++) {
             __m512 d[6], o[6];
-            for (int i = 0; i < 6; i++)
-                d[i] = rok[i] && cok[jj]
-                           ? _mm512_loadu_ps(xi + (int64_t)(r0 + i) * j->xh + (int64_t)(c0 + jj) * j->xw + c)
-                           : _mm512_setzero_ps();
+            if (inside)
+                for (int i = 0; i < 6; i++) d[i] = load16(xi, off[i][jj] + c, bf16);
+            else
+                for (int i = 0; i < 6; i++)
+                    d[i] = off[i][jj] >= 0 ? load16(xi, off[i][jj] + c, bf16) : _mm512_setzero_ps();
             bt6(d, o);
             for (int i = 0; i < 6; i++) tmp[i][jj] = o[i];
         }
         for (int i = 0; i < 6; i++) {
             __m512 o[6];
             bt6(tmp[i], o);
-            for (int jj = 0; jj < 6; jj++) _mm512_storeu_ps(dst + (i * 6 + jj) * xi_stride + c, o[jj]);
+            for (int jj = 0; jj < 6; jj++) store16(V, dst + (i * 6 + jj) * xi_stride + c, o[jj], bf16);
         }
     }
 }
@@ -125,8 +162,34 @@ static void gemm_12x32(int K, const float *v, int64_t vs, const float *u, int64_
     }
 }
 
+/* The same with bf16 V and U (U pair-interleaved: [K/2][32 columns][2]), fp32 accumulation.
+ * Compiled for AVX512-BF16 whatever -march says; the caller uses it only on CPUs that have it. */
+__attribute__((target("avx512bf16"))) static void gemm_12x32_bf16(int K, const uint16_t *v, int64_t vs, const uint16_t *u, int64_t us, float *m,
+                            int64_t ms) {
+    __m512 c0[ROWS], c1[ROWS];
+#pragma GCC unroll 12
+    for (int r = 0; r < ROWS; r++) c0[r] = c1[r] = _mm512_setzero_ps();
+    for (int k = 0; k < K; k += 2) {
+        const uint16_t *row = u + (k / 2) * us;
+        __m512bh b0 = (__m512bh)_mm512_loadu_si512(row), b1 = (__m512bh)_mm512_loadu_si512(row + 32);
+#pragma GCC unroll 12
+        for (int r = 0; r < ROWS; r++) {
+            int32_t pair;
+            memcpy(&pair, v + r * vs + k, sizeof pair);
+            __m512bh a = (__m512bh)_mm512_set1_epi32(pair);
+            c0[r] = _mm512_dpbf16_ps(c0[r], a, b0);
+            c1[r] = _mm512_dpbf16_ps(c1[r], a, b1);
+        }
+    }
+#pragma GCC unroll 12
+    for (int r = 0; r < ROWS; r++) {
+        _mm512_storeu_ps(m + r * ms, c0[r]);
+        _mm512_storeu_ps(m + r * ms + 16, c1[r]);
+    }
+}
+
 /* Inverse transform of slot s of M ([36][tb][cout]) into the output tile t, with the epilogue. */
-static void output_tile(const job_t *j, int64_t t, int s, const float *M) {
+ALWAYS_INLINE void output_tile(const job_t *j, int64_t t, int s, const float *M, const int bf16) {
     const int cout = j->cout;
     const int64_t xi_stride = (int64_t)j->tb * cout;
     const float *src = M + (int64_t)s * cout;
@@ -134,8 +197,9 @@ static void output_tile(const job_t *j, int64_t t, int s, const float *M) {
     int64_t img = t / per, rem = t % per;
     int r0 = (int)(rem / j->tw) * 4, c0 = (int)(rem % j->tw) * 4;
     int nr = j->h - r0 < 4 ? j->h - r0 : 4, nc = j->w - c0 < 4 ? j->w - c0 : 4;
-    float *yi = j->y + img * j->yn;
-    const float *ri = j->res ? j->res + img * j->rn : NULL;
+    const int64_t esize = bf16 ? 2 : 4;
+    char *yi = (char *)j->y + img * j->yn * esize;
+    const char *ri = j->res ? (const char *)j->res + img * j->rn * esize : NULL;
     const __m512 slope = _mm512_set1_ps(j->slope);
     for (int c = 0; c < cout; c += 16) {
         __m512 p[4][6];
@@ -152,23 +216,28 @@ static void output_tile(const job_t *j, int64_t t, int s, const float *M) {
             for (int jj = 0; jj < nc; jj++) {
                 int64_t row = r0 + i, col = c0 + jj;
                 __m512 v = _mm512_add_ps(o[jj], b);
-                if (ri) v = _mm512_add_ps(v, _mm512_loadu_ps(ri + row * j->rh + col * j->rw + c));
+                if (ri) v = _mm512_add_ps(v, load16(ri, row * j->rh + col * j->rw + c, bf16));
                 if (j->act) {
                     __mmask16 neg = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ);
                     v = _mm512_mask_mul_ps(v, neg, v, slope);
                 }
-                _mm512_storeu_ps(yi + row * j->yh + col * j->yw + c, v);
+                store16(yi, row * j->yh + col * j->yw + c, v, bf16);
             }
         }
     }
 }
 
+static void input_f32(const job_t *j, int64_t t, int s, void *V) { input_tile(j, t, s, V, 0); }
+static void input_bf16(const job_t *j, int64_t t, int s, void *V) { input_tile(j, t, s, V, 1); }
+static void output_f32(const job_t *j, int64_t t, int s, const float *M) { output_tile(j, t, s, M, 0); }
+static void output_bf16(const job_t *j, int64_t t, int s, const float *M) { output_tile(j, t, s, M, 1); }
+
 static void *run_part(void *arg) {
     part_t *p = (part_t *)arg;
     const job_t *j = p->job;
-    size_t vbytes = sizeof(float) * 36 * (size_t)j->tb * j->cin;
+    size_t vbytes = (j->bf16 ? 2 : 4) * 36 * (size_t)j->tb * j->cin;
     size_t mbytes = sizeof(float) * 36 * (size_t)j->tb * j->cout;
-    float *V = aligned_alloc(64, (vbytes + 63) / 64 * 64);
+    void *V = aligned_alloc(64, (vbytes + 63) / 64 * 64);
     float *M = aligned_alloc(64, (mbytes + 63) / 64 * 64);
     if (!V || !M) {
         free(V);
@@ -178,17 +247,23 @@ static void *run_part(void *arg) {
     }
     for (int64_t b = p->b0; b < p->b1; b++) {
         int64_t t0 = b * j->tb;
-        for (int s = 0; s < j->tb; s++) input_tile(j, t0 + s, s, V);
+        for (int s = 0; s < j->tb; s++) (j->bf16 ? input_bf16 : input_f32)(j, t0 + s, s, V);
         for (int xi = 0; xi < 36; xi++) {
-            const float *v = V + (int64_t)xi * j->tb * j->cin;
-            const float *u = j->u + (int64_t)xi * j->cin * j->cout;
+            int64_t vo = (int64_t)xi * j->tb * j->cin, uo = (int64_t)xi * j->cin * j->cout;
             float *m = M + (int64_t)xi * j->tb * j->cout;
             for (int co = 0; co < j->cout; co += 32)
-                for (int r = 0; r < j->tb; r += ROWS)
-                    gemm_12x32(j->cin, v + (int64_t)r * j->cin, j->cin, u + co, j->cout, m + (int64_t)r * j->cout + co,
-                               j->cout);
+                for (int r = 0; r < j->tb; r += ROWS) {
+                    int64_t vr = vo + (int64_t)r * j->cin;
+                    float *mr = m + (int64_t)r * j->cout + co;
+                    if (j->bf16)
+                        gemm_12x32_bf16(j->cin, (const uint16_t *)V + vr, j->cin, (const uint16_t *)j->u + uo + 2 * co,
+                                        2 * j->cout, mr, j->cout);
+                    else
+                        gemm_12x32(j->cin, (const float *)V + vr, j->cin, (const float *)j->u + uo + co, j->cout, mr,
+                                   j->cout);
+                }
         }
-        for (int s = 0; s < j->tb && t0 + s < j->tiles; s++) output_tile(j, t0 + s, s, M);
+        for (int s = 0; s < j->tb && t0 + s < j->tiles; s++) (j->bf16 ? output_bf16 : output_f32)(j, t0 + s, s, M);
     }
     free(V);
     free(M);
@@ -196,31 +271,27 @@ static void *run_part(void *arg) {
 }
 
 /* Returns 0 on success, 1 if scratch memory could not be allocated, 2 on bad arguments. */
-int gansr_winograd_f43(const float *x, int64_t xn, int64_t xh, int64_t xw, const float *res, int64_t rn,
-                       int64_t rh, int64_t rw, float *y, int64_t yn, int64_t yh, int64_t yw, const float *u,
+int gansr_winograd_f43(const void *x, int64_t xn, int64_t xh, int64_t xw, const void *res, int64_t rn,
+                       int64_t rh, int64_t rw, void *y, int64_t yn, int64_t yh, int64_t yw, const void *u,
                        const float *bias, int n, int h, int w, int cin, int cout, int act, float slope, int tb,
-                       int threads) {
+                       int bf16, int threads) {
     if (cin % 16 || cout % 32 || tb % ROWS || tb <= 0 || n <= 0 || h <= 0 || w <= 0) return 2;
-    job_t j = {x, xn, xh, xw, res, rn, rh, rw, y, yn, yh, yw, u, bias, n, h, w, cin, cout, act, tb, slope,
+    job_t j = {x, xn, xh, xw, res, rn, rh, rw, y, yn, yh, yw, u, bias, n, h, w, cin, cout, act, tb, bf16, slope,
                (h + 3) / 4, (w + 3) / 4, 0};
     j.tiles = (int64_t)n * j.th * j.tw;
     int64_t blocks = (j.tiles + tb - 1) / tb;
     if (threads < 1) threads = 1;
-    if (threads > MAX_THREADS) threads = MAX_THREADS;
     if (threads > blocks) threads = (int)blocks;
-    part_t parts[MAX_THREADS];
-    pthread_t tid[MAX_THREADS];
-    int started[MAX_THREADS] = {0};
-    for (int i = 0; i < threads; i++) parts[i] = (part_t){&j, blocks * i / threads, blocks * (i + 1) / threads, 0};
-    for (int i = 1; i < threads; i++) started[i] = pthread_create(&tid[i], NULL, run_part, &parts[i]) == 0;
-    run_part(&parts[0]);
-    for (int i = 1; i < threads; i++) {
-        if (started[i])
-            pthread_join(tid[i], NULL);
-        else
-            run_part(&parts[i]); /* could not start a thread: do its share here */
+    int err = 0;
+#pragma omp parallel num_threads(threads)
+    {
+        int id = omp_get_thread_num(), nt = omp_get_num_threads();
+        part_t part = {&j, blocks * id / nt, blocks * (id + 1) / nt, 0};
+        run_part(&part);
+        if (part.err) {
+#pragma omp atomic write
+            err = 1;
+        }
     }
-    for (int i = 0; i < threads; i++)
-        if (parts[i].err) return 1;
-    return 0;
+    return err;
 }

@@ -65,9 +65,9 @@ def _needs_grad(x: Tensor) -> bool:
     return x.requires_grad and torch.is_grad_enabled()
 
 
-def winograd_kernel_fits(in_channels: int, out_channels: int) -> bool:
-    """Whether a 3x3 fp32 convolution of these widths would run the Winograd kernel here."""
-    return winograd.supports(in_channels, out_channels) and winograd.available()
+def winograd_kernel_fits(in_channels: int, out_channels: int, dtype: torch.dtype = torch.float32) -> bool:
+    """Whether a 3x3 convolution of these widths in ``dtype`` would run the Winograd kernel here."""
+    return winograd.supports(in_channels, out_channels) and winograd.available(dtype)
 
 
 def prelu_slope(module: nn.Module) -> float | None:
@@ -156,12 +156,11 @@ class FusedConv2d(nn.Module):
         use_winograd = (
             allow_winograd
             and (kh, kw, self.padding) == (3, 3, 1)
-            and dtype == torch.float32
             and channels_last
-            and winograd_kernel_fits(cin, cout)
+            and winograd_kernel_fits(cin, cout, dtype)
         )
         # The weights in the Winograd domain (not saved: derived from ``weight``).
-        u = winograd.transform_weights(self.weight) if use_winograd else None
+        u = winograd.transform_weights(self.weight, dtype) if use_winograd else None
         self.register_buffer("winograd_weight", u, persistent=False)
 
     @staticmethod
@@ -194,7 +193,7 @@ class FusedConv2d(nn.Module):
         """``act(conv(x) + residual)`` (``residual`` optional, same shape as the output), written
         into ``out`` when given (e.g. a channel slice of a bigger channels-last tensor)."""
         u = self.winograd_weight
-        if u is not None and x.device.type == "cpu" and x.dtype == torch.float32 and not _needs_grad(x):
+        if u is not None and x.device.type == "cpu" and x.dtype == u.dtype and not _needs_grad(x):
             return winograd.conv3x3(
                 x, u, self.bias, residual=residual, negative_slope=self.negative_slope, out=out
             )

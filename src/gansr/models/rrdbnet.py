@@ -179,10 +179,9 @@ class _FusedRDB(nn.Module):
         grow = rdb.conv1.out_channels
         last = len(convs) - 1
         self.dense = (
-            dtype == torch.float32
-            and channels_last
+            channels_last
             and all(c.kernel_size == (3, 3) for c in convs)
-            and all(winograd_kernel_fits(c.in_channels, c.out_channels) for c in convs)
+            and all(winograd_kernel_fits(c.in_channels, c.out_channels, dtype) for c in convs)
         )
         if self.dense:
             self.convs = nn.ModuleList(
@@ -210,22 +209,29 @@ class _FusedRDB(nn.Module):
                 )
             )
 
-    def forward(self, x: Tensor, *, overwrite: bool = False) -> Tensor:
-        """The block's output; ``overwrite=True`` lets it reuse ``x``'s memory for it (the dense
-        form copies ``x`` into its buffer first, so it can), saving one activation."""
-        return self._forward_dense(x, overwrite) if self.dense else self._forward_split(x)
-
-    def _forward_dense(self, x: Tensor, overwrite: bool) -> Tensor:
-        n, c, h, w = x.shape
+    def forward(self, x: Tensor, *, out: Tensor | None = None, buffer: Tensor | None = None) -> Tensor:
+        """The block's output, written into ``out`` when given (in the dense form ``out`` may be
+        ``x`` itself: ``x`` is copied into the buffer before anything is written). ``buffer`` is
+        the dense form's workspace, :meth:`new_buffer`, reusable from block to block."""
+        if not self.dense:
+            y = self._forward_split(x)
+            return y if out is None else out.copy_(y)
+        c = x.shape[1]
+        buf = self.new_buffer(x) if buffer is None else buffer
         *growing, conv5 = self.convs
-        width = conv5.weight.shape[1]  # x, x1..x4
-        buf = torch.empty((n, width, h, w), dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
         buf[:, :c].copy_(x)
         lo = c
         for conv in growing:
             conv(buf[:, :lo], out=buf[:, lo : lo + conv.out_channels])
             lo += conv.out_channels
-        return conv5(buf, residual=buf[:, :c], out=x if overwrite else None)
+        return conv5(buf, residual=buf[:, :c], out=out)
+
+    def new_buffer(self, x: Tensor) -> Tensor:
+        """The dense form's workspace for inputs shaped like ``x``: ``x, x1..x4`` side by side."""
+        n, _, h, w = x.shape
+        width = self.convs[-1].weight.shape[1]
+        fmt = torch.channels_last
+        return torch.empty((n, width, h, w), dtype=x.dtype, device=x.device, memory_format=fmt)
 
     def _forward_split(self, x: Tensor) -> Tensor:
         feats = [x]
@@ -286,9 +292,9 @@ class FusedRRDBNet(FusedGenerator):
         """Peak memory per LR input pixel, beyond :meth:`fixed_bytes`.
 
         The body's peak is at a dense block's conv5: the RRDB input, the block input, x1..x4 and
-        the output (``3 * num_feat + 4 * num_grow_ch`` channels per feature pixel; in the
-        dense-buffer form of :class:`_FusedRDB` the block input is a copy and the output
-        overwrites the original, the same count); the tail keeps
+        the output (``3 * num_feat + 4 * num_grow_ch`` channels per feature pixel; the dense-buffer
+        form of :class:`_FusedRDB` holds the same: the RRDB input, one buffer of
+        ``num_feat + 4 * num_grow_ch`` channels and one output); the tail keeps
         the body's output and writes the float32 result. Plus the input in float32 and ``dtype``.
         """
         e = self.dtype.itemsize
@@ -320,12 +326,23 @@ class FusedRRDBNet(FusedGenerator):
             feat = F.pixel_unshuffle(feat, self.size_multiple)
         inp = feat.to(self.dtype).contiguous(memory_format=self.memory_format)
         body = self.conv_first(inp)
-        for rrdb in self.blocks:
-            y = body
-            for rdb in rrdb:
-                y = rdb(y, overwrite=y is not body)  # body is needed for the RRDB residual
-            body.add_(y, alpha=0.2)
-            del y
+        if self.blocks[0][0].dense:
+            # One workspace and one output for all 69 blocks: allocating them per block let the
+            # heap fragment (a 731x731 pass peaked 2x higher with the heap kept for reuse).
+            buf, y = self.blocks[0][0].new_buffer(body), torch.empty_like(body)
+            for rrdb in self.blocks:
+                src = body  # kept for the RRDB residual
+                for rdb in rrdb:
+                    src = rdb(src, out=y, buffer=buf)
+                body.add_(y, alpha=0.2)
+            del buf, y
+        else:
+            for rrdb in self.blocks:
+                y = body
+                for rdb in rrdb:
+                    y = rdb(y)
+                body.add_(y, alpha=0.2)
+                del y
         # conv_first is recomputed for the long skip (0.01% of the work) instead of keeping its
         # output alive through the body: that is a fifth of the body's peak memory.
         feat = self.conv_body(body, residual=self.conv_first(inp))
