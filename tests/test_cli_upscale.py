@@ -170,6 +170,8 @@ def test_bad_inputs_fail_one_line_each_and_the_batch_goes_on(tmp_path: Path, set
     notes.write_text("not an image, whatever the name says\n")
     missing = tmp_path / "missing.png"
 
+    # The real executable path: it exits without interpreter teardown (gansr.cli.console), so
+    # this also checks that every message and output file is complete when the process ends.
     proc = subprocess.run(
         [
             sys.executable,

@@ -1,3 +1,3 @@
-from gansr.cli import main
+from gansr.cli import console
 
-raise SystemExit(main())
+console()

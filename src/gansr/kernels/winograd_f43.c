@@ -1,4 +1,4 @@
-/* Winograd F(4x4, 3x3) convolution, fp32, AVX-512, channels-last (NHWC) with arbitrary strides.
+/* Winograd F(4x4, 3x3) convolution, fp32 or bf16, AVX-512, channels-last (NHWC) with any strides.
  *
  * y = act(conv3x3_pad1(x) + bias + res), computed tile by tile: each 4x4 output tile needs a 6x6
  * input patch. The transformed patches of a block of tiles are multiplied with the pre-transformed
@@ -164,8 +164,9 @@ static void gemm_12x32(int K, const float *v, int64_t vs, const float *u, int64_
 
 /* The same with bf16 V and U (U pair-interleaved: [K/2][32 columns][2]), fp32 accumulation.
  * Compiled for AVX512-BF16 whatever -march says; the caller uses it only on CPUs that have it. */
-__attribute__((target("avx512bf16"))) static void gemm_12x32_bf16(int K, const uint16_t *v, int64_t vs, const uint16_t *u, int64_t us, float *m,
-                            int64_t ms) {
+__attribute__((target("avx512bf16"))) static void gemm_12x32_bf16(int K, const uint16_t *v, int64_t vs,
+                                                                   const uint16_t *u, int64_t us, float *m,
+                                                                   int64_t ms) {
     __m512 c0[ROWS], c1[ROWS];
 #pragma GCC unroll 12
     for (int r = 0; r < ROWS; r++) c0[r] = c1[r] = _mm512_setzero_ps();
@@ -232,52 +233,57 @@ static void input_bf16(const job_t *j, int64_t t, int s, void *V) { input_tile(j
 static void output_f32(const job_t *j, int64_t t, int s, const float *M) { output_tile(j, t, s, M, 0); }
 static void output_bf16(const job_t *j, int64_t t, int s, const float *M) { output_tile(j, t, s, M, 1); }
 
-static void *run_part(void *arg) {
-    part_t *p = (part_t *)arg;
+/* One thread's share: tile blocks [p->b0, p->b1). */
+static void run_part(part_t *p) {
     const job_t *j = p->job;
-    size_t vbytes = (j->bf16 ? 2 : 4) * 36 * (size_t)j->tb * j->cin;
-    size_t mbytes = sizeof(float) * 36 * (size_t)j->tb * j->cout;
+    const int64_t tb = j->tb, cin = j->cin, cout = j->cout;
+    size_t vbytes = (j->bf16 ? 2 : 4) * 36 * (size_t)(tb * cin);
+    size_t mbytes = sizeof(float) * 36 * (size_t)(tb * cout);
     void *V = aligned_alloc(64, (vbytes + 63) / 64 * 64);
     float *M = aligned_alloc(64, (mbytes + 63) / 64 * 64);
     if (!V || !M) {
         free(V);
         free(M);
         p->err = 1;
-        return NULL;
+        return;
     }
     for (int64_t b = p->b0; b < p->b1; b++) {
-        int64_t t0 = b * j->tb;
-        for (int s = 0; s < j->tb; s++) (j->bf16 ? input_bf16 : input_f32)(j, t0 + s, s, V);
+        int64_t t0 = b * tb;
+        for (int s = 0; s < tb; s++) (j->bf16 ? input_bf16 : input_f32)(j, t0 + s, s, V);
         for (int xi = 0; xi < 36; xi++) {
-            int64_t vo = (int64_t)xi * j->tb * j->cin, uo = (int64_t)xi * j->cin * j->cout;
-            float *m = M + (int64_t)xi * j->tb * j->cout;
-            for (int co = 0; co < j->cout; co += 32)
-                for (int r = 0; r < j->tb; r += ROWS) {
-                    int64_t vr = vo + (int64_t)r * j->cin;
-                    float *mr = m + (int64_t)r * j->cout + co;
-                    if (j->bf16)
-                        gemm_12x32_bf16(j->cin, (const uint16_t *)V + vr, j->cin, (const uint16_t *)j->u + uo + 2 * co,
-                                        2 * j->cout, mr, j->cout);
-                    else
-                        gemm_12x32(j->cin, (const float *)V + vr, j->cin, (const float *)j->u + uo + co, j->cout, mr,
-                                   j->cout);
+            for (int64_t co = 0; co < cout; co += 32) {
+                for (int64_t r = 0; r < tb; r += ROWS) {
+                    int64_t vr = (xi * tb + r) * cin, uo = xi * cin * cout;
+                    float *m = M + (xi * tb + r) * cout + co;
+                    if (j->bf16) {
+                        const uint16_t *u = (const uint16_t *)j->u + uo + 2 * co;
+                        gemm_12x32_bf16(cin, (const uint16_t *)V + vr, cin, u, 2 * cout, m, cout);
+                    } else {
+                        const float *u = (const float *)j->u + uo + co;
+                        gemm_12x32(cin, (const float *)V + vr, cin, u, cout, m, cout);
+                    }
                 }
+            }
         }
-        for (int s = 0; s < j->tb && t0 + s < j->tiles; s++) (j->bf16 ? output_bf16 : output_f32)(j, t0 + s, s, M);
+        for (int s = 0; s < tb && t0 + s < j->tiles; s++)
+            (j->bf16 ? output_bf16 : output_f32)(j, t0 + s, s, M);
     }
     free(V);
     free(M);
-    return NULL;
 }
 
 /* Returns 0 on success, 1 if scratch memory could not be allocated, 2 on bad arguments. */
-int gansr_winograd_f43(const void *x, int64_t xn, int64_t xh, int64_t xw, const void *res, int64_t rn,
-                       int64_t rh, int64_t rw, void *y, int64_t yn, int64_t yh, int64_t yw, const void *u,
-                       const float *bias, int n, int h, int w, int cin, int cout, int act, float slope, int tb,
-                       int bf16, int threads) {
+int gansr_winograd_f43(const void *x, int64_t xn, int64_t xh, int64_t xw,   /* input, its strides */
+                       const void *res, int64_t rn, int64_t rh, int64_t rw, /* residual or NULL */
+                       void *y, int64_t yn, int64_t yh, int64_t yw,         /* output */
+                       const void *u, const float *bias,                    /* weights, bias or NULL */
+                       int n, int h, int w, int cin, int cout, int act, float slope, int tb, int bf16,
+                       int threads) {
     if (cin % 16 || cout % 32 || tb % ROWS || tb <= 0 || n <= 0 || h <= 0 || w <= 0) return 2;
-    job_t j = {x, xn, xh, xw, res, rn, rh, rw, y, yn, yh, yw, u, bias, n, h, w, cin, cout, act, tb, bf16, slope,
-               (h + 3) / 4, (w + 3) / 4, 0};
+    job_t j = {.x = x, .xn = xn, .xh = xh, .xw = xw, .res = res, .rn = rn, .rh = rh, .rw = rw,
+               .y = y, .yn = yn, .yh = yh, .yw = yw, .u = u, .bias = bias,
+               .n = n, .h = h, .w = w, .cin = cin, .cout = cout, .act = act, .tb = tb, .bf16 = bf16,
+               .slope = slope, .th = (h + 3) / 4, .tw = (w + 3) / 4};
     j.tiles = (int64_t)n * j.th * j.tw;
     int64_t blocks = (j.tiles + tb - 1) / tb;
     if (threads < 1) threads = 1;
