@@ -439,8 +439,8 @@ def run_inference_bench(opts: BenchOptions, *, log: Callable[[str], None] | None
 def conv_kernels(fast: Any) -> str:
     """Which convolution code a prepared model runs: how many of its fused convolutions use the
     Winograd kernel (CPU), the rest oneDNN; cuDNN on CUDA."""
-    if fast.device.type == "cuda":
-        return "cuDNN"
+    if fast.device.type != "cpu":
+        return "cuDNN" if fast.device.type == "cuda" else "PyTorch"
     from gansr.models.fused import FusedConv2d
 
     convs = [m for m in fast.net.modules() if isinstance(m, FusedConv2d)] if fast.fused else []

@@ -94,4 +94,3 @@ def console() -> NoReturn:
                 pass
         os._exit(code)
     sys.exit(code)
-

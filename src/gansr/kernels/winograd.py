@@ -186,14 +186,14 @@ def conv3x3(
     first).
 
     Args:
-        x: ``(N, cin, H, W)`` float32 CPU tensor with channel stride 1 (channels-last, or a channel
-            slice of a channels-last tensor; any other layout is copied).
-        u: :func:`transform_weights` of the weights.
+        x: ``(N, cin, H, W)`` float32 or bfloat16 CPU tensor with channel stride 1 (channels-last,
+            or a channel slice of a channels-last tensor; any other layout is copied).
+        u: :func:`transform_weights` of the weights, in ``x``'s dtype.
         bias: ``(cout,)`` or None.
         residual: added before the activation, ``(N, cout, H, W)``, channel stride 1.
         negative_slope: LeakyReLU / one-parameter PReLU slope; None for no activation.
-        out: where to write (``(N, cout, H, W)`` float32, channel stride 1, not overlapping ``x``);
-            a new channels-last tensor when None.
+        out: where to write (``(N, cout, H, W)`` in ``x``'s dtype, channel stride 1, not
+            overlapping ``x``); a new channels-last tensor when None.
     """
     fn = _load()[0]
     if fn is None:

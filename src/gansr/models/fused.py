@@ -8,7 +8,7 @@ activations far larger than the CPU caches. The pieces here remove those passes:
 
 * :class:`FusedConv2d`: one convolution with its BatchNorm folded into the weights, an output
   scale folded in too, and its activation or residual add done inside the convolution kernel.
-  On the CPU in fp32 a 3x3 convolution runs gansr's Winograd kernel
+  On the CPU a 3x3 convolution in fp32 (bf16 on AVX512-BF16) runs gansr's Winograd kernel
   (:mod:`gansr.kernels.winograd`: 4x fewer multiplies, activation and residual in its epilogue)
   when it is available; otherwise oneDNN with *post-ops*
   (``torch.ops.mkldnn._convolution_pointwise``, the op ``torch.compile`` itself emits for these
@@ -43,10 +43,10 @@ __all__ = [
     "FusedNearestUpConv",
     "conv_after_pixel_shuffle",
     "prelu_slope",
-    "winograd_kernel_fits",
     "run_in_tiles",
     "tail_halo",
     "tail_tile_bytes",
+    "winograd_kernel_fits",
 ]
 
 
@@ -108,7 +108,7 @@ class FusedConv2d(nn.Module):
         channels_last: store weights channels-last (inputs should be channels-last too).
         weight / bias / padding: use these instead of the conv's own (for rewritten convs).
         with_bias: False drops the bias (for the extra input slices of a split convolution).
-        allow_winograd: use the Winograd kernel for fp32 CPU inputs when it fits (3x3, padding 1,
+        allow_winograd: use the Winograd kernel for CPU inputs when it fits (3x3, padding 1,
             channels-last, channel counts it supports) and is available on this machine. Its
             transformed weights take 4x the memory of the weights (kept too, for other inputs).
 

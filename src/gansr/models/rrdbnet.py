@@ -157,7 +157,7 @@ class RRDBNet(Generator):
 class _FusedRDB(nn.Module):
     """:class:`ResidualDenseBlock` for inference, in one of two forms.
 
-    * **Dense buffer** (fp32 with the Winograd kernel, :mod:`gansr.kernels.winograd`): one
+    * **Dense buffer** (with the Winograd kernel, :mod:`gansr.kernels.winograd`): one
       channels-last tensor holds ``x, x1..x4`` side by side; ``conv_k`` reads its first channels
       (a strided view, no copy) and writes ``x_k`` straight into its slice, LeakyReLU fused, and
       conv5 adds the residual ``x`` in the same kernel. The only extra pass is copying ``x`` in.
