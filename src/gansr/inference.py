@@ -63,8 +63,8 @@ _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 PEAK_FACTOR = 4
 PROBE_SIZE = 32  # LR pixels per side of the memory probe of unfused models
 # 1.5 GiB for a forward pass on the CPU: an x4 model's 8000x8000 float output canvas (768 MB) plus
-# this plus the process itself stays under 3 GB (measured 2.53 GB for rrdbnet at 2000x2000; the
-# estimates are conservative enough to absorb the heap reuse of gansr.allocator there).
+# this plus the process itself stays under 3 GB (measured 2.74 GB for rrdbnet at 2000x2000 in the
+# bench, Winograd weights included; the estimates absorb the heap reuse of gansr.allocator there).
 CPU_BUDGET_CAP = 3 << 29
 
 
@@ -120,8 +120,8 @@ def memory_budget(device: torch.device | str) -> int:
     """Bytes one forward pass may use on ``device``.
 
     CPU: a quarter of the available RAM, at most :data:`CPU_BUDGET_CAP`; the heap reuse of
-    :mod:`gansr.allocator` can take a large pass up to ~1.5x its estimate (rrdbnet untiled at
-    1024x1024: 2.2 GB for a 1.5 GB estimate), which the quarter leaves room for. CUDA: half of the
+    :mod:`gansr.allocator` can take a large pass up to ~1.5x its estimate, which the quarter
+    leaves room for. CUDA: half of the
     free device memory. MPS: half of what the driver recommends minus what is already allocated.
     """
     device = torch.device(device)

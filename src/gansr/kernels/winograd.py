@@ -63,8 +63,9 @@ def supports(in_channels: int, out_channels: int) -> bool:
     return in_channels > 0 and out_channels > 0 and in_channels % 16 == 0 and out_channels % 32 == 0
 
 
+@functools.cache
 def _cpu_id() -> str:
-    """The CPU's model name and flags (what ``-march=native`` compiles for)."""
+    """The CPU's model name and flags (what ``-march=native`` compiles for); read once."""
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
