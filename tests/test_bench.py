@@ -85,6 +85,18 @@ def small_msrresnet(scale: int = 4, skip: str = "bilinear", tail: str = "basicsr
     return model
 
 
+def small_compact(scale: int = 4, skip: str = "bicubic") -> torch.nn.Module:
+    """A narrow compact model (oneDNN widths) whose per-channel PReLUs are not all equal."""
+    torch.manual_seed(0)
+    model = models.create("compact", num_feat=16, num_conv=3, scale=scale, upsample_skip=skip)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.PReLU):
+                m.weight.uniform_(-0.3, 0.6)
+        model.body[-1].weight.normal_(0, 0.1)  # its init makes the residual ~0: give it real values
+    return model
+
+
 @pytest.mark.parametrize(
     "build",
     [
@@ -95,6 +107,9 @@ def small_msrresnet(scale: int = 4, skip: str = "bilinear", tail: str = "basicsr
         small_msrresnet,
         lambda: small_msrresnet(3, "bicubic"),
         lambda: small_msrresnet(4, "bicubic", "subpixel"),
+        lambda: small_compact(4, "nearest"),
+        lambda: small_compact(4, "bilinear"),
+        lambda: small_compact(3, "bicubic"),
     ],
 )
 def test_fast_path_equals_the_naive_path_on_a_real_image(butterfly: torch.Tensor, build) -> None:

@@ -161,3 +161,120 @@ def test_config_validation() -> None:
         BenchmarkConfig(datasets=[Path(".")], mnist_max_images=0)
     with pytest.raises(DataError, match="no such folder"):
         build_report(BenchmarkConfig(models=["bicubic"], datasets=[Path("/nonexistent/x")]))
+
+
+# ---------------------------------------------------------------- --degradation (realistic LR)
+
+JPEG30_YAML = "- {type: resize, scale: 0.25}\n- {type: jpeg, quality: 30}\n"
+
+
+@pytest.fixture(scope="module")
+def degraded_report(tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict, Path]:
+    folder = tmp_path_factory.mktemp("degraded")
+    pipe = folder / "jpeg30.yaml"
+    pipe.write_text(JPEG30_YAML)
+    cfg = BenchmarkConfig(
+        models=["bicubic"],
+        datasets=[tiny],
+        out=folder / "out",
+        crop_size=64,
+        niqe=False,
+        degradation=str(pipe),
+    )
+    report, crops = build_report(cfg)
+    write_report(report, crops, cfg.out)
+    return report, crops, pipe
+
+
+def test_default_report_names_no_degradation(photo_report: tuple[dict, Path]) -> None:
+    report, out = photo_report
+    assert "degradation" not in report
+    assert all("grid" not in r for r in report["datasets"][0]["results"])
+    assert "grid" not in (out / "README.md").read_text()
+
+
+def test_degraded_report_fields_and_grid(tiny: Path, degraded_report: tuple[dict, dict, Path]) -> None:
+    from gansr.degrade import jpeg_compress
+    from gansr.metrics import grid_ratio
+
+    report, _, pipe = degraded_report
+    assert report["degradation"]["name"] == str(pipe) and report["degradation"]["seed"] == 0
+    assert [s["type"] for s in report["degradation"]["steps"]] == ["resize", "jpeg"]
+    (ds,) = report["datasets"]
+    assert set(ds) == DATASET_FIELDS and "jpeg30.yaml" in ds["protocol"] and "grid" in ds["protocol"]
+    (row,) = ds["results"]
+    assert set(row) == RESULT_FIELDS | {"grid"} and row["images"] == 2 and row["niqe"] is None
+    # The same numbers by hand: MATLAB bicubic /4, 8 bits, JPEG 30, bicubic x4.
+    psnrs, grids = [], []
+    for name in ("baby.png", "bird.png"):
+        hr = read_image(tiny / name, channels="rgb").pixels.double()
+        lr = jpeg_compress((imresize(hr, 0.25).clamp(0, 1) * 255).round() / 255, 30)
+        sr = (imresize(lr, 4.0).clamp(0, 1) * 255).round() / 255
+        c = 4
+        psnrs.append(peak_signal_noise_ratio(_y(hr)[c:-c, c:-c], _y(sr)[c:-c, c:-c], data_range=1.0))
+        grids.append(grid_ratio(sr, 32))
+    assert row["psnr"] == pytest.approx(float(np.mean(psnrs)), abs=1e-3)
+    assert row["grid"] == pytest.approx(float(np.mean(grids)), abs=1e-3)
+    assert row["grid"] > 1.2  # the JPEG grid shows through bicubic (measured: 1.396)
+
+
+def test_degraded_markdown_and_crops(tiny: Path, degraded_report: tuple[dict, dict, Path]) -> None:
+    from gansr.degrade import jpeg_compress
+
+    report, crops, pipe = degraded_report
+    (ds,) = report["datasets"]
+    (row,) = ds["results"]
+    md = render_markdown(report)
+    assert f"degradation `{pipe}` (seed 0" in md
+    assert "| model | arch | params | PSNR (dB) | SSIM | NIQE | grid | CPU s/MP |" in md
+    assert f"| bicubic | bicubic | 0 | {row['psnr']:.2f} | {row['ssim']:.4f} | - | {row['grid']:.3f} |" in md
+    assert f"![{ds['name']}: input | bicubic | models | HR]({ds['crop']})" in md
+    assert "Published x4 reference numbers" not in md  # they are for clean bicubic LR
+    assert summary_table(report).splitlines()[0].endswith(" PSNR / SSIM / grid |")
+    assert summary_table(report).splitlines()[2].endswith(f" / {row['grid']:.3f} |")
+
+    # input | bicubic | HR: three 64-pixel panels; the input is the degraded LR, nearest-upscaled.
+    crop = crops[ds["crop"]]
+    assert crop.shape == (3, 14 + 64, 3 * 64 + 2 * 4)
+    hr = read_image(tiny / "baby.png", channels="rgb").pixels.double()
+    lr = jpeg_compress((imresize(hr, 0.25).clamp(0, 1) * 255).round() / 255, 30)
+    top, left = (CROP_HW[0] - 64) // 2, (CROP_HW[1] - 64) // 2
+    want = lr.repeat_interleave(4, 1).repeat_interleave(4, 2)[:, top : top + 64, left : left + 64]
+    assert torch.allclose(crop[:, 14:, :64].double(), want, atol=1e-6)
+    assert torch.allclose(crop[:, 14:, -64:].double(), hr[:, top : top + 64, left : left + 64], atol=1e-6)
+
+
+def test_degradation_leaves_mnist_protocol_alone(shared_data: Path, tmp_path: Path) -> None:
+    cfg = BenchmarkConfig(
+        models=["bicubic"],
+        datasets=[shared_data / "mnist"],
+        out=tmp_path,
+        mnist_max_images=8,
+        degradation="jpeg60_x4",
+    )
+    report, crops = build_report(cfg)
+    (ds,) = report["datasets"]
+    assert ds["protocol"].startswith("MNIST:") and report["degradation"]["name"] == "jpeg60_x4"
+    assert set(ds["results"][0]) == RESULT_FIELDS  # no grid: the MNIST LR is not JPEG'd
+    assert crops[ds["crop"]].shape[-1] == 2 * 28 * 3 + 4  # bicubic | HR, no input panel
+
+
+def test_cli_degradation_and_its_errors(tiny: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "realworld"
+    argv = ["benchmark", "--models", "bicubic", "--datasets", str(tiny), "--out", str(out), "--no-niqe"]
+    code = main([*argv, "--degradation", "blurnoise_jpeg70_x4", "--seed", "7"])
+    stdout, err = capsys.readouterr()
+    assert code == 0, err
+    assert "PSNR / SSIM / grid" in stdout
+    data = json.loads((out / "benchmark.json").read_text())
+    assert data["degradation"]["name"] == "blurnoise_jpeg70_x4" and data["degradation"]["seed"] == 7
+    assert [s["type"] for s in data["degradation"]["steps"]] == ["gaussian_blur", "resize", "noise", "jpeg"]
+    assert data["datasets"][0]["results"][0]["grid"] > 1.0  # JPEG 70 after blur and noise: 1.096
+
+    for bad, message in [("no_such_preset", "unknown degradation"), ("bicubic_x2", "shrinks by x2")]:
+        code = main([*argv, "--degradation", bad])
+        stdout, err = capsys.readouterr()
+        assert code == 2 and stdout == "" and message in err
+        assert err.startswith("gansr: error: ") and err.strip().count("\n") == 0
+    with pytest.raises(ConfigError, match="seed"):
+        BenchmarkConfig(datasets=[tiny], degradation="jpeg60_x4", seed=-1)

@@ -28,6 +28,7 @@ SMALL: dict[str, dict] = {
     "srresnet": {"num_feat": 16, "num_block": 2},
     "msrresnet": {"num_feat": 16, "num_block": 2},
     "rrdbnet": {"num_feat": 16, "num_block": 1, "num_grow_ch": 8},
+    "compact": {"num_feat": 16, "num_conv": 2, "upsample_skip": "bicubic"},
     "msrgan": {"num_feat": 16, "num_block": 1},
     "bicubic": {},
     "srcnn": {"widths": [16, 8]},

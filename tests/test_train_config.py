@@ -27,6 +27,8 @@ PRESETS = [
     "mnist_x4_plus",
     "msrgan_stl10_x4",
     "msrgan_x4_bsds",
+    "realsr_x4",
+    "realsrnet_x4",
     "srgan_x4",
     "srgan_x4_bsds",
     "srresnet_x4",

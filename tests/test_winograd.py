@@ -102,6 +102,33 @@ def test_prelu_slopes_outside_zero_to_one_are_exact() -> None:
 
 
 @needs_kernel
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_per_channel_prelu_slopes_apply_per_output_channel(dtype: torch.dtype) -> None:
+    if not winograd.available(dtype):
+        pytest.skip(f"no {dtype} kernel here")
+    torch.manual_seed(3)
+    x = channels_last(torch.randn(1, 32, 9, 7))
+    weight, bias = torch.randn(64, 32, 3, 3) * 0.1, torch.randn(64)
+    slopes = torch.linspace(-0.5, 1.5, 64)  # every output channel its own slope
+    out = winograd.conv3x3(
+        x.to(dtype), winograd.transform_weights(weight, dtype), bias, negative_slope=slopes
+    ).double()
+    ref = reference(x, weight, bias)
+    ref = torch.where(ref < 0, ref * slopes.double().view(1, -1, 1, 1), ref)
+    if dtype == torch.float32:
+        assert (out - ref).abs().max().item() < 2e-5 * ref.abs().max().item()
+    else:  # bf16 rounding of the transformed values: ~1-2% rms (wrong slopes: tens of %)
+        assert ((out - ref).pow(2).mean().sqrt() / ref.pow(2).mean().sqrt()).item() < 0.03
+    # A slope per channel is not one slope: a single-slope run differs where inputs are negative.
+    single = winograd.conv3x3(
+        x.to(dtype), winograd.transform_weights(weight, dtype), bias, negative_slope=0.5
+    )
+    assert (single.double() - out).abs().max().item() > 0.1
+    with pytest.raises(ValueError, match="per-channel slopes"):
+        winograd.conv3x3(x, winograd.transform_weights(weight), bias, negative_slope=torch.ones(32))
+
+
+@needs_kernel
 def test_kernel_rejects_what_it_cannot_compute() -> None:
     x = channels_last(torch.randn(1, 32, 8, 8))
     u = winograd.transform_weights(torch.randn(32, 32, 3, 3))
@@ -182,12 +209,25 @@ def dense_rrdbnet() -> torch.nn.Module:
     return models.create("rrdbnet", num_feat=32, num_grow_ch=32, num_block=2)
 
 
+def trained_like_compact() -> torch.nn.Module:
+    """A compact model whose PReLUs have distinct per-channel slopes (as after training)."""
+    torch.manual_seed(0)
+    model = models.create("compact", num_feat=32, num_conv=4, scale=4)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.PReLU):
+                m.weight.uniform_(-0.3, 0.6)
+    return model
+
+
 @needs_kernel
-@pytest.mark.parametrize("arch", ["rrdbnet", "srresnet", "msrresnet"])
+@pytest.mark.parametrize("arch", ["rrdbnet", "srresnet", "msrresnet", "compact"])
 def test_fused_models_on_the_kernel_equal_the_naive_path(butterfly_lr: torch.Tensor, arch: str) -> None:
     torch.manual_seed(0)
     if arch == "rrdbnet":
         model = dense_rrdbnet()
+    elif arch == "compact":
+        model = trained_like_compact()
     else:
         model = models.create(arch, num_feat=32, num_block=3)
     ref = naive_forward(model, butterfly_lr[None])
@@ -212,6 +252,16 @@ def test_bf16_fused_rrdbnet_on_the_kernel_stays_close(butterfly_lr: torch.Tensor
     assert (
         fast.net.blocks[0][0].dense and fast.net.blocks[0][0].convs[0].winograd_weight.dtype == torch.bfloat16
     )
+    err = (fast(butterfly_lr[None]) - ref).abs()
+    assert 0 < err.mean().item() < 2e-3 and err.max().item() < 4 / 255
+
+
+@needs_bf16
+def test_bf16_fused_compact_on_the_kernel_stays_close(butterfly_lr: torch.Tensor) -> None:
+    model = trained_like_compact()
+    ref = naive_forward(model, butterfly_lr[None])
+    fast = prepare_model(model, precision="bf16")
+    assert fast.net.convs[1].winograd_weight.dtype == torch.bfloat16 and fast.net.convs[1].slopes is not None
     err = (fast(butterfly_lr[None]) - ref).abs()
     assert 0 < err.mean().item() < 2e-3 and err.max().item() < 4 / 255
 

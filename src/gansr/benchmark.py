@@ -12,14 +12,22 @@ run only where it applies: 1-channel digit models on MNIST, RGB models on photos
 * ``<dataset>.png``: side-by-side crops, bicubic | each model | HR, of one image (photos) or of a
   few digits (MNIST).
 
+With a degradation (``BenchmarkConfig.degradation``: a preset such as ``jpeg60_x4`` or a YAML
+pipeline), photo datasets get their LR images from it (:class:`gansr.evaluate.Degradation`, seeded
+per image), each result also holds the mean JPEG-grid ratio of the SR outputs
+(:func:`gansr.metrics.grid_ratio`), and the crops start with the degraded input, nearest-upscaled:
+input | bicubic | each model | HR. MNIST keeps its own protocol.
+
 JSON fields (``benchmark.json``)::
 
     gansr_version, torch_version, created (UTC ISO time), cpu, threads, scale
     datasets: [{
         name, path, kind ("images" | "mnist"), protocol, images (count), crop (PNG file name),
-        results: [{model, arch, params, psnr, ssim, niqe (null for MNIST), cpu_s_per_mp, images}],
+        results: [{model, arch, params, psnr, ssim, niqe (null for MNIST), cpu_s_per_mp, images,
+                   grid (photos with a degradation only; null if no image has a block boundary)}],
         not_applicable: [{model, reason}],
     }]
+    degradation: {name, seed, steps}  # only with a degradation
     models: [{model, arch, params, in_channels, shipped (bool), trained_on (from the weights' metadata)}]
     reference: {source, columns, rows: [{method, Set5, Set14}]}  # published PSNR, dB, x4
 
@@ -43,6 +51,7 @@ import torch
 from torch import nn
 
 from gansr.errors import ConfigError, DataError
+from gansr.evaluate import Degradation
 
 __all__ = [
     "REFERENCE_X4",
@@ -89,6 +98,9 @@ class BenchmarkConfig:
         niqe: also compute NIQE on photo datasets (slow-ish: about a second per image).
         mnist_max_images: only the first N held-out digits (fast checks); ``None`` for all 2,000.
         crop_size: edge of the HR crop shown for photo datasets, in HR pixels.
+        degradation: a degradation preset name or YAML pipeline file making the LR of photo
+            datasets instead of MATLAB bicubic; ``None`` for the literature's protocol.
+        seed: seed of the degradation's random draws (per image, with its index).
     """
 
     models: list[str] = field(default_factory=list)
@@ -98,6 +110,8 @@ class BenchmarkConfig:
     niqe: bool = True
     mnist_max_images: int | None = None
     crop_size: int = 128
+    degradation: str | None = None
+    seed: int = 0
 
     def __post_init__(self) -> None:
         if not self.datasets:
@@ -110,6 +124,14 @@ class BenchmarkConfig:
             raise ConfigError(f"crop_size must be at least 8 pixels, got {self.crop_size}")
         self.datasets = [Path(d) for d in self.datasets]
         self.out = Path(self.out)
+        if self.degradation is not None:  # fail before any model runs
+            Degradation.resolve(self.degradation, self.scale, seed=self.seed)
+
+    def resolve_degradation(self) -> Degradation | None:
+        """The :class:`Degradation` of :attr:`degradation`, or ``None``."""
+        if self.degradation is None:
+            return None
+        return Degradation.resolve(self.degradation, self.scale, seed=self.seed)
 
 
 def default_models() -> list[str]:
@@ -190,7 +212,9 @@ def _dataset_kind(path: Path) -> tuple[str, Path, str]:
     return "images", folder, name
 
 
-def _measure(model: _Model, kind: str, folder: Path, name: str, cfg: BenchmarkConfig) -> dict[str, Any]:
+def _measure(
+    model: _Model, kind: str, folder: Path, name: str, cfg: BenchmarkConfig, degradation: Degradation | None
+) -> dict[str, Any]:
     from gansr.evaluate import evaluate_folder, evaluate_mnist
 
     if kind == "mnist":
@@ -198,7 +222,13 @@ def _measure(model: _Model, kind: str, folder: Path, name: str, cfg: BenchmarkCo
         pixels = [28 * 28] * len(result.images)
     else:
         result = evaluate_folder(
-            model.net, folder, cfg.scale, model_name=model.spec, dataset_name=name, with_niqe=cfg.niqe
+            model.net,
+            folder,
+            cfg.scale,
+            model_name=model.spec,
+            dataset_name=name,
+            with_niqe=cfg.niqe,
+            degradation=degradation,
         )
         from gansr.data.io import image_size
 
@@ -210,7 +240,7 @@ def _measure(model: _Model, kind: str, folder: Path, name: str, cfg: BenchmarkCo
         raise DataError(f"{folder}: none of the images could be measured ({'; '.join(result.errors)})")
     mean = result.mean()
     seconds = math.fsum(r.seconds for r in result.images)
-    return {
+    row: dict[str, Any] = {
         "model": model.spec,
         "arch": model.arch,
         "params": model.params,
@@ -220,6 +250,9 @@ def _measure(model: _Model, kind: str, folder: Path, name: str, cfg: BenchmarkCo
         "cpu_s_per_mp": round(seconds / (sum(pixels) / 1e6), 4),
         "images": len(result.images),
     }
+    if result.degradation is not None:
+        row["grid"] = round(mean["grid"], 4) if "grid" in mean else None
+    return row
 
 
 # ---------------------------------------------------------------------------------------- crops
@@ -247,14 +280,23 @@ def _side_by_side(panels: list[tuple[str, torch.Tensor]]) -> torch.Tensor:
     return torch.cat(out, dim=2)
 
 
-def _photo_crops(models: list[_Model], folder: Path, cfg: BenchmarkConfig) -> torch.Tensor:
-    """Centre crops of the dataset's first image: bicubic | each model | HR."""
+def _photo_crops(
+    models: list[_Model], folder: Path, cfg: BenchmarkConfig, degradation: Degradation | None
+) -> torch.Tensor:
+    """Centre crops of the dataset's first image: [input |] bicubic | each model | HR.
+
+    With a degradation, the first panel is the degraded LR (the same one the metrics saw),
+    nearest-upscaled to the output size so its blocks and noise stay visible.
+    """
     from gansr.data.io import list_images, read_image
     from gansr.degrade import imresize
     from gansr.evaluate import modcrop, quantize, super_resolve
 
     hr = modcrop(read_image(list_images(folder)[0], channels="rgb").pixels.double(), cfg.scale)
-    lr = quantize(imresize(hr, 1 / cfg.scale)).float()
+    if degradation is None:
+        lr = quantize(imresize(hr, 1 / cfg.scale)).float()
+    else:
+        lr = degradation(hr, 0).float()  # image 0 of the sorted list, as evaluate_folder numbers it
     size = min(cfg.crop_size, *hr.shape[-2:])
     top, left = (hr.shape[-2] - size) // 2, (hr.shape[-1] - size) // 2
 
@@ -262,6 +304,9 @@ def _photo_crops(models: list[_Model], folder: Path, cfg: BenchmarkConfig) -> to
         return img[..., top : top + size, left : left + size].float()
 
     panels = [(m.label, crop(quantize(super_resolve(m.net, lr)))) for m in _ordered(models)]
+    if degradation is not None:
+        nearest = lr.repeat_interleave(cfg.scale, -2).repeat_interleave(cfg.scale, -1)
+        panels.insert(0, ("input", crop(nearest)))
     return _side_by_side([*panels, ("HR", crop(hr))])
 
 
@@ -324,6 +369,7 @@ def build_report(
     from gansr import __version__
 
     specs = list(dict.fromkeys(cfg.models or default_models()))
+    degradation = cfg.resolve_degradation()
     models = _load_models(specs, cfg.scale)
     report: dict[str, Any] = {
         "gansr_version": __version__,
@@ -346,6 +392,8 @@ def build_report(
         ],
         "reference": REFERENCE_X4,
     }
+    if degradation is not None:
+        report["degradation"] = degradation.to_json()
     crops: dict[str, torch.Tensor] = {}
     used: set[str] = set()
     for path in cfg.datasets:
@@ -359,12 +407,7 @@ def build_report(
             "name": name,
             "path": str(path),
             "kind": kind,
-            "protocol": (
-                "MNIST: held-out last 2,000 t10k digits, LR 28->7 area + N(0,10^2) noise (fixed seed), "
-                "full-image gray PSNR/SSIM"
-                if kind == "mnist"
-                else f"x{cfg.scale}: MATLAB bicubic LR, Y-channel PSNR/SSIM, {cfg.scale}-pixel border crop"
-            ),
+            "protocol": _protocol(kind, cfg.scale, degradation),
             "results": [],
             "not_applicable": [
                 {"model": m.spec, "reason": m.applies_to(kind)} for m in models if m.applies_to(kind)
@@ -377,16 +420,35 @@ def build_report(
             entry["images"] = 0
             report["datasets"].append(entry)
             continue
+        photo_degradation = degradation if kind == "images" else None  # MNIST keeps its protocol
         for m in _ordered(applicable):
             if on_step is not None:
                 on_step(f"{m.spec} on {name}")
-            entry["results"].append(_measure(m, kind, folder, name, cfg))
+            entry["results"].append(_measure(m, kind, folder, name, cfg, photo_degradation))
         entry["images"] = entry["results"][0]["images"] if entry["results"] else 0
         crops[entry["crop"]] = (
-            _mnist_crops(applicable, folder) if kind == "mnist" else _photo_crops(applicable, folder, cfg)
+            _mnist_crops(applicable, folder)
+            if kind == "mnist"
+            else _photo_crops(applicable, folder, cfg, photo_degradation)
         )
         report["datasets"].append(entry)
     return report, crops
+
+
+def _protocol(kind: str, scale: int, degradation: Degradation | None) -> str:
+    """One line naming how a dataset is measured."""
+    if kind == "mnist":
+        return (
+            "MNIST: held-out last 2,000 t10k digits, LR 28->7 area + N(0,10^2) noise (fixed seed), "
+            "full-image gray PSNR/SSIM"
+        )
+    if degradation is None:
+        return f"x{scale}: MATLAB bicubic LR, Y-channel PSNR/SSIM, {scale}-pixel border crop"
+    return (
+        f"x{scale}: LR by the degradation `{degradation.name}` (seed {degradation.seed}, per image), "
+        f"8-bit; Y-channel PSNR/SSIM, {scale}-pixel border crop; grid: JPEG-grid ratio of the SR output "
+        f"({8 * scale}-pixel blocks, ~1.0 = no visible grid)"
+    )
 
 
 def _fmt(value: float | None, digits: int) -> str:
@@ -398,15 +460,23 @@ def _params(n: int) -> str:
 
 
 def summary_table(report: dict[str, Any]) -> str:
-    """A compact Markdown table, one row per model and a PSNR / SSIM column per dataset."""
-    names = [d["name"] for d in report["datasets"]]
-    head = "| model | params | " + " | ".join(f"{n} PSNR / SSIM" for n in names) + " |"
-    lines = [head, "|" + " --- |" * (2 + len(names))]
+    """A compact Markdown table, one row per model and a PSNR / SSIM (/ grid, under a degradation)
+    column per dataset."""
+
+    def grid(d: dict[str, Any]) -> bool:  # photos measured under a degradation
+        return any("grid" in r for r in d["results"])
+
+    heads = [f"{d['name']} PSNR / SSIM" + (" / grid" if grid(d) else "") for d in report["datasets"]]
+    head = "| model | params | " + " | ".join(heads) + " |"
+    lines = [head, "|" + " --- |" * (2 + len(heads))]
     for m in report["models"]:
         cells = []
         for d in report["datasets"]:
             row = next((r for r in d["results"] if r["model"] == m["model"]), None)
-            cells.append(f"{row['psnr']:.2f} / {row['ssim']:.4f}" if row else "n/a")
+            cell = f"{row['psnr']:.2f} / {row['ssim']:.4f}" if row else "n/a"
+            if row and grid(d):
+                cell += f" / {_fmt(row['grid'], 3)}"
+            cells.append(cell)
         lines.append(f"| {m['model']} | {_params(m['params'])} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -420,6 +490,19 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"on {report['created']}; CPU: {report['cpu']}, {report['threads']} thread(s). "
         "CPU time is the model's forward pass per output megapixel.",
         "",
+    ]
+    deg = report.get("degradation")
+    if deg is not None:
+        steps = ", ".join(json.dumps(step, separators=(", ", ": ")) for step in deg["steps"])
+        lines += [
+            f"Photo LR images come from the degradation `{deg['name']}` (seed {deg['seed']}, drawn per "
+            f"image): `[{steps}]`. Grid is the JPEG-grid ratio of the SR outputs: the mean step across "
+            f"the {8 * report['scale']}-pixel block boundaries that the LR's 8x8 JPEG blocks become, over "
+            "the mean step at the other lines of the LR pixel grid (~1.0: no visible grid). The "
+            "published reference numbers are for clean bicubic LR, so they are not listed.",
+            "",
+        ]
+    lines += [
         "## Summary",
         "",
         summary_table(report),
@@ -427,15 +510,18 @@ def render_markdown(report: dict[str, Any]) -> str:
     ]
     for d in report["datasets"]:
         lines += [f"## {d['name']}", "", f"{d['images']} images; {d['protocol']}.", ""]
+        grid = any("grid" in r for r in d["results"])
         if d["results"]:
             lines += [
-                "| model | arch | params | PSNR (dB) | SSIM | NIQE | CPU s/MP |",
-                "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+                f"| model | arch | params | PSNR (dB) | SSIM | NIQE |{' grid |' if grid else ''} CPU s/MP |",
+                f"| --- | --- | ---: | ---: | ---: | ---: |{' ---: |' if grid else ''} ---: |",
             ]
             for r in d["results"]:
                 lines.append(
                     f"| {r['model']} | {r['arch']} | {_params(r['params'])} | {r['psnr']:.2f} | "
-                    f"{r['ssim']:.4f} | {_fmt(r['niqe'], 3)} | {_fmt(r['cpu_s_per_mp'], 3)} |"
+                    f"{r['ssim']:.4f} | {_fmt(r['niqe'], 3)} |"
+                    + (f" {_fmt(r['grid'], 3)} |" if grid else "")
+                    + f" {_fmt(r['cpu_s_per_mp'], 3)} |"
                 )
             lines.append("")
         for na in d["not_applicable"]:
@@ -443,7 +529,10 @@ def render_markdown(report: dict[str, Any]) -> str:
         if d["not_applicable"]:
             lines.append("")
         if d["results"]:
-            lines += [f"![{d['name']}: bicubic | models | HR]({d['crop']})", ""]
+            panels = "input | bicubic | models | HR" if grid else "bicubic | models | HR"
+            lines += [f"![{d['name']}: {panels}]({d['crop']})", ""]
+    if deg is not None:
+        return "\n".join(lines)
     photo = [d for d in report["datasets"] if d["kind"] == "images"]
     ref = report["reference"]
     photo_models = {r["model"] for d in photo for r in d["results"] if r["arch"] != "bicubic"}

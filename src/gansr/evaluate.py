@@ -6,6 +6,11 @@ the result to 8 bits, then measure PSNR/SSIM on the Y channel of MATLAB ``rgb2yc
 ``scale`` pixels cropped at each border. With the bicubic baseline this reproduces the published
 Set5 x4 numbers (28.42 dB / 0.8104).
 
+With a :class:`Degradation` (``gansr eval --degradation``), the LR is made by a
+:class:`gansr.degrade.Pipeline` instead (a preset such as ``jpeg60_x4`` or a YAML file), seeded per
+image from ``(seed, image index)`` and quantized to 8 bits; the metrics are the same, plus the
+JPEG-grid ratio of each SR output (:func:`gansr.metrics.grid_ratio`, block ``8 * scale``).
+
 A folder holding MNIST IDX files gets the MNIST protocol instead (:func:`evaluate_mnist`): the
 held-out last 2,000 ``t10k`` digits, LR by 28 -> 7 area average + N(0, 10^2) noise with a fixed
 per-digit seed, full-image gray PSNR/SSIM.
@@ -18,11 +23,16 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from torch import nn
 
-from gansr.errors import DataError
+from gansr.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from gansr.degrade import Pipeline
 
 
 @dataclass
@@ -34,11 +44,16 @@ class ImageResult:
     ssim: float
     niqe: float | None = None
     seconds: float = 0.0
+    grid: float | None = None  # JPEG-grid ratio of the SR output; measured with a degradation only
 
 
 @dataclass
 class EvalResult:
-    """Per-image results, their means, and the images that could not be measured."""
+    """Per-image results, their means, and the images that could not be measured.
+
+    ``degradation`` is :meth:`Degradation.to_json` of the LR degradation, ``None`` for the
+    literature's bicubic protocol.
+    """
 
     model: str
     dataset: str
@@ -47,6 +62,7 @@ class EvalResult:
     crop_border: int = 0
     images: list[ImageResult] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    degradation: dict[str, Any] | None = None
 
     def mean(self) -> dict[str, float]:
         """Mean of every metric over the measured images (empty when none were)."""
@@ -59,23 +75,35 @@ class EvalResult:
         niqes = [r.niqe for r in self.images if r.niqe is not None and math.isfinite(r.niqe)]
         if niqes:
             out["niqe"] = _mean(niqes)
+        grids = [r.grid for r in self.images if r.grid is not None and math.isfinite(r.grid)]
+        if grids:
+            out["grid"] = _mean(grids)
         return out
 
     def to_json(self) -> dict:
-        """The documented JSON shape of ``gansr eval --json``."""
+        """The documented JSON shape of ``gansr eval --json``.
+
+        ``{model, dataset, scale, images: [{name, psnr, ssim[, niqe][, grid]}], mean[, errors]}``;
+        with a degradation also ``degradation: {name, seed, steps}`` and a ``grid`` per image
+        (``null`` where the image is too small to have a block boundary) and in ``mean``.
+        """
         images = []
         for r in self.images:
-            d = {"name": r.name, "psnr": r.psnr, "ssim": r.ssim}
+            d: dict[str, Any] = {"name": r.name, "psnr": r.psnr, "ssim": r.ssim}
             if r.niqe is not None:
                 d["niqe"] = r.niqe
+            if self.degradation is not None:
+                d["grid"] = r.grid
             images.append(d)
-        out = {
+        out: dict[str, Any] = {
             "model": self.model,
             "dataset": self.dataset,
             "scale": self.scale,
             "images": images,
             "mean": self.mean(),
         }
+        if self.degradation is not None:
+            out["degradation"] = self.degradation
         if self.errors:
             out["errors"] = list(self.errors)
         return out
@@ -95,6 +123,57 @@ def modcrop(img: torch.Tensor, scale: int) -> torch.Tensor:
     """Crop the bottom/right so height and width are multiples of ``scale``."""
     h, w = img.shape[-2:]
     return img[..., : h - h % scale, : w - w % scale]
+
+
+@dataclass(frozen=True)
+class Degradation:
+    """A named LR degradation for evaluation: a pipeline and the seed of its random draws.
+
+    Image ``i`` of a dataset (its index in the sorted file list) is degraded with a generator
+    seeded from ``(seed, i)``, so every model, run and machine sees the same LR images.
+    """
+
+    name: str
+    pipeline: Pipeline
+    seed: int = 0
+
+    @classmethod
+    def resolve(cls, spec: str, scale: int, *, seed: int = 0) -> Degradation:
+        """A preset name (:data:`gansr.degrade.PRESETS`) or a YAML pipeline file, checked against ``scale``.
+
+        Raises:
+            ConfigError: unknown preset, unreadable or invalid YAML, a negative seed, or a pipeline
+                whose scale is not ``scale``.
+        """
+        from gansr.degrade import PRESETS, Pipeline
+
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+        path = Path(spec)
+        if spec in PRESETS:
+            pipeline = Pipeline.preset(spec)
+        elif path.suffix.lower() in (".yaml", ".yml") or path.is_file():
+            pipeline = Pipeline.from_yaml(path)
+        else:
+            raise ConfigError(
+                f"unknown degradation {spec!r}: not a preset ({', '.join(PRESETS)}) nor a YAML file"
+            )
+        if not math.isclose(pipeline.scale, scale):
+            raise ConfigError(f"degradation {spec!r} shrinks by x{pipeline.scale:g}, but --scale is {scale}")
+        return cls(name=spec, pipeline=pipeline, seed=seed)
+
+    def generator(self, index: int) -> torch.Generator:
+        """The random stream of image ``index``."""
+        state = np.random.SeedSequence([self.seed, int(index)]).generate_state(1, dtype=np.uint64)[0]
+        return torch.Generator().manual_seed(int(state >> 1))
+
+    def __call__(self, hr: torch.Tensor, index: int) -> torch.Tensor:
+        """The 8-bit LR of image ``index`` (``hr`` already cropped to a multiple of the scale)."""
+        return quantize(self.pipeline(hr, generator=self.generator(index)))
+
+    def to_json(self) -> dict[str, Any]:
+        """``{name, seed, steps}``: what the evaluation JSON records, ``steps`` with defaults filled in."""
+        return {"name": self.name, "seed": self.seed, "steps": self.pipeline.config}
 
 
 def resolve_model(spec: str, scale: int) -> nn.Module:
@@ -131,15 +210,19 @@ def evaluate_folder(
     y_channel: bool = True,
     crop_border: int | None = None,
     on_image: Callable[[str], None] | None = None,
+    degradation: Degradation | None = None,
 ) -> EvalResult:
     """Evaluate ``model`` on every HR image under ``folder`` with the literature's protocol.
+
+    With ``degradation``, the LR images come from it instead of MATLAB bicubic, and each result
+    also holds the JPEG-grid ratio of the SR output (block ``8 * scale``).
 
     Images that cannot be read are recorded in :attr:`EvalResult.errors` (one line each) and
     skipped. Raises :class:`DataError` when the folder is missing or holds no images.
     """
     from gansr.data.io import list_images, read_image
     from gansr.degrade import imresize
-    from gansr.metrics import niqe, psnr, ssim
+    from gansr.metrics import grid_ratio, niqe, psnr, ssim
 
     folder = Path(folder)
     if not folder.exists():
@@ -162,8 +245,9 @@ def evaluate_folder(
         scale=scale,
         y_channel=y_channel,
         crop_border=border,
+        degradation=degradation.to_json() if degradation is not None else None,
     )
-    for path in paths:
+    for index, path in enumerate(paths):
         name = path.relative_to(folder).as_posix()
         if on_image is not None:
             on_image(name)
@@ -176,7 +260,14 @@ def evaluate_folder(
         if min(hr.shape[-2:]) < scale:
             result.errors.append(f"{name}: too small for x{scale} ({hr.shape[-1]}x{hr.shape[-2]})")
             continue
-        lr = quantize(imresize(hr, 1 / scale)).float()
+        if degradation is None:
+            lr = quantize(imresize(hr, 1 / scale)).float()
+        else:
+            lr = degradation(hr, index).float()
+            h, w = hr.shape[-2] // scale, hr.shape[-1] // scale
+            if tuple(lr.shape[-2:]) != (h, w):
+                got = f"{lr.shape[-1]}x{lr.shape[-2]}"
+                raise DataError(f"{name}: degradation {degradation.name!r} made a {got} LR, not {w}x{h}")
         start = time.perf_counter()
         sr = quantize(super_resolve(model, lr)).double()
         seconds = time.perf_counter() - start
@@ -189,6 +280,9 @@ def evaluate_folder(
             except ValueError as exc:  # NIQE needs at least two 96x96 blocks
                 result.errors.append(f"{name}: NIQE not computed: {exc}")
                 niqe_value = math.nan
+        grid_value = None
+        if degradation is not None and max(sr.shape[-2:]) > 8 * scale:  # else: no block boundary
+            grid_value = grid_ratio(sr, 8 * scale)
         result.images.append(
             ImageResult(
                 name=name,
@@ -196,6 +290,7 @@ def evaluate_folder(
                 ssim=float(ssim(sr, hr, crop_border=border, y_channel=y_channel)),
                 niqe=niqe_value,
                 seconds=seconds,
+                grid=grid_value,
             )
         )
     return result
@@ -298,19 +393,24 @@ MAX_TABLE_ROWS = 100  # longer sets (MNIST's 2,000 digits) print only the mean
 def format_table(result: EvalResult) -> str:
     """A plain-text table of the per-image and mean metrics."""
     has_niqe = bool(result.images) and result.images[0].niqe is not None
+    has_grid = result.degradation is not None
     width = max([len(r.name) for r in result.images] + [len("mean")])
     head = f"{'image':<{width}}  {'PSNR':>8}  {'SSIM':>7}" + ("  " + f"{'NIQE':>7}" if has_niqe else "")
+    if has_grid:
+        head += "  " + f"{'grid':>6}"
     channel = "Y channel" if result.y_channel else "RGB/gray"
-    lines = [
-        f"{result.model} on {result.dataset}, x{result.scale} ({channel}, border {result.crop_border})",
-        head,
-        "-" * len(head),
-    ]
+    title = f"{result.model} on {result.dataset}, x{result.scale} ({channel}, border {result.crop_border})"
+    if result.degradation is not None:
+        title += f", LR: {result.degradation['name']} (seed {result.degradation['seed']})"
+    lines = [title, head, "-" * len(head)]
 
     def row(name: str, d: dict) -> str:
         s = f"{name:<{width}}  {d['psnr']:8.2f}  {d['ssim']:7.4f}"
         if has_niqe:
             s += f"  {d['niqe']:7.3f}"
+        if has_grid:
+            grid = d.get("grid")
+            s += f"  {grid:6.3f}" if grid is not None else f"  {'-':>6}"
         return s
 
     shown = result.images if len(result.images) <= MAX_TABLE_ROWS else []

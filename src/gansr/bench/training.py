@@ -136,14 +136,7 @@ class _Trainer:
         self.parts = build_parts(cfg, device)
         if self.parts.d is None or self.parts.gan_mix is None or self.parts.d_loss is None:
             raise ConfigError(f"bench --train: preset {opts.preset!r} builds no discriminator")
-        self.samples = TrainSamples(
-            self.parts.source,
-            scale=cfg.data.scale,
-            patch_size=cfg.data.patch_size,
-            pipeline=self.parts.pipeline,
-            augment=cfg.data.augment,
-            seed=cfg.seed,
-        )
+        self.samples = TrainSamples.from_config(cfg, self.parts.source, self.parts.pipeline)
         self.gan_mix = self.parts.gan_mix.to(device)
         self.pre_mix = self.parts.pre_mix.to(device) if self.parts.pre_mix is not None else None
         self.d_loss = self.parts.d_loss.to(device)

@@ -26,6 +26,7 @@ COMMANDS: tuple[str, ...] = (
     "models",
     "export",
     "train",
+    "degrade",
     "interp",
     "serve",
 )

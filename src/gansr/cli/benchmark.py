@@ -15,7 +15,11 @@ def register(sub: argparse._SubParsersAction) -> None:
             "and OUT/<dataset>.png (side-by-side crops: bicubic | each model | HR). HR image folders use "
             "the SR literature's protocol; a folder of MNIST IDX files uses the MNIST protocol "
             "(held-out last 2,000 digits). Each model runs only where it applies (gray digit models on "
-            "MNIST, RGB models on photos)."
+            "MNIST, RGB models on photos). "
+            "With --degradation, photo datasets get their LR from a degradation pipeline instead (a preset "
+            "such as jpeg60_x4 or blurnoise_jpeg70_x4, or a YAML file; seeded per image from --seed), the "
+            "tables get the JPEG-grid ratio of the SR outputs, and the crops show the degraded input "
+            "first: input | bicubic | each model | HR. MNIST keeps its protocol."
         ),
     )
     p.add_argument(
@@ -42,6 +46,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="MNIST: only the first N held-out digits (default: all 2,000)",
     )
+    p.add_argument(
+        "--degradation",
+        default=None,
+        metavar="NAME_OR_YAML",
+        help="make the photo LR with this degradation preset or YAML pipeline instead of MATLAB bicubic; "
+        "its scale must equal --scale",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="seed of the --degradation's random draws, per image with its index (default: 0)",
+    )
     p.set_defaults(func=run)
 
 
@@ -60,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
         scale=args.scale,
         niqe=not args.no_niqe,
         mnist_max_images=args.mnist_max_images,
+        degradation=args.degradation,
+        seed=args.seed,
     )
 
     def on_step(text: str) -> None:

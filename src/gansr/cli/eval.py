@@ -16,7 +16,11 @@ def register(sub: argparse._SubParsersAction) -> None:
             "PSNR/SSIM on the Y channel with `scale` pixels cropped at each border. "
             "A folder with MNIST IDX files (t10k-images-idx3-ubyte[.gz]) is evaluated with the MNIST "
             "protocol instead: the held-out last 2,000 digits, LR by 28->7 area average + N(0, 10^2) "
-            "noise (fixed seed), full-image gray PSNR/SSIM."
+            "noise (fixed seed), full-image gray PSNR/SSIM. "
+            "With --degradation, the LR images come from a degradation pipeline instead (a preset such "
+            "as jpeg60_x4 or blurnoise_jpeg70_x4, or a YAML file), seeded per image from --seed and the "
+            "image's index, and the JPEG-grid ratio of each SR output is reported too (~1.0: no visible "
+            "8x8 block grid)."
         ),
     )
     p.add_argument(
@@ -33,6 +37,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--niqe", action="store_true", help="also compute NIQE of the SR images")
     p.add_argument("--rgb", action="store_true", help="measure on RGB instead of the Y channel")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument(
+        "--degradation",
+        default=None,
+        metavar="NAME_OR_YAML",
+        help="make the LR with this degradation preset or YAML pipeline instead of MATLAB bicubic; "
+        "its scale must equal --scale (photo folders only)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="seed of the --degradation's random draws, per image with its index (default: 0)",
+    )
     p.add_argument(
         "--max-images",
         type=int,
@@ -51,13 +69,22 @@ def run(args: argparse.Namespace) -> int:
     from gansr.cli import error
     from gansr.data import resolve_benchmark
     from gansr.errors import ConfigError
-    from gansr.evaluate import evaluate_folder, evaluate_mnist, format_table, is_mnist_folder, resolve_model
+    from gansr.evaluate import (
+        Degradation,
+        evaluate_folder,
+        evaluate_mnist,
+        format_table,
+        is_mnist_folder,
+        resolve_model,
+    )
 
     if args.scale < 1:
         raise ConfigError(f"--scale must be a positive integer, got {args.scale}")
     if args.max_images is not None and args.max_images < 1:
         raise ConfigError(f"--max-images must be a positive integer, got {args.max_images}")
     if args.data is not None and is_mnist_folder(args.data):
+        if args.degradation is not None:
+            raise ConfigError("--degradation applies to photo folders; MNIST has its own fixed protocol")
         if args.niqe:
             raise ConfigError("--niqe needs images of at least 192x96 pixels; MNIST digits are 28x28")
         model = resolve_model(args.model, args.scale)
@@ -78,6 +105,9 @@ def run(args: argparse.Namespace) -> int:
         folder, dataset = Path(str(files("gansr") / "samples" / "Set5")), "Set5 (bundled)"
     else:
         folder, dataset = resolve_benchmark(Path(args.data))
+    degradation = None
+    if args.degradation is not None:
+        degradation = Degradation.resolve(args.degradation, args.scale, seed=args.seed)
     model = resolve_model(args.model, args.scale)
 
     with tqdm(desc="eval", unit="img", leave=False, disable=None, file=sys.stderr) as bar:
@@ -95,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
             with_niqe=args.niqe,
             y_channel=not args.rgb,
             on_image=on_image,
+            degradation=degradation,
         )
     for line in result.errors:
         error(line)

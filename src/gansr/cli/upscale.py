@@ -5,13 +5,21 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from gansr.upscale import DEFAULT_MODEL, OUTPUT_EXTS
 
+if TYPE_CHECKING:
+    from gansr.upscale.batch import BatchSummary, Job, Shard
+    from gansr.upscale.upscaler import Upscaler
+
 _EPILOG = f"""\
-model: the default is {DEFAULT_MODEL!r}, the shipped x4 photo model (trained for fidelity:
-PSNR/SSIM). Other choices: any shipped model (`gansr models`), 'bicubic' (plain MATLAB-style
-interpolation), a gansr checkpoint, or an ESRGAN/Real-ESRGAN/BasicSR .pth.
+model: the default is {DEFAULT_MODEL!r}, the shipped x4 model for real photos (trained on
+blurred, noisy, JPEG-compressed inputs: it removes those instead of enlarging them). Other
+choices: any shipped model (`gansr models`; 'srresnet-x4' for clean, bicubic-downscaled
+images as in SR benchmarks), 'bicubic' (plain MATLAB-style interpolation), a gansr checkpoint,
+or an ESRGAN/Real-ESRGAN/BasicSR .pth (RRDBNet, SRVGGNetCompact, MSRResNet).
 
 outputs: written next to each input as <stem><suffix>.<ext> (suffix _x4 from the final scale)
 unless -o names a folder (created; subfolders of folder inputs are kept) or, for one input, a
@@ -35,8 +43,23 @@ speed: on the CPU rrdbnet, srresnet and msrresnet run fused (see `gansr bench`);
 bf16 is about twice as fast again on CPUs with native bf16 (AVX512-BF16/AMX), at a small cost in
 accuracy.
 
-exit status: 0 all done or skipped, 1 some image failed, 2 nothing could run (bad options,
-model), 130 interrupted.
+videos: a named file with a video suffix (.mp4, .mkv, .mov, .webm, .avi, ...; folders and
+globs give images only) is upscaled frame by frame, streamed, into <stem><suffix>.mp4, .mkv or
+.mov (other containers become .mkv; -o may name .mp4 .mkv .mov .webm .avi .ts): H.264 CRF 18
+4:2:0 by default (--codec, --crf, --preset), every frame's timestamp kept, audio and subtitle
+streams copied untouched. Needs PyAV: pip install 'gansr[video]'.
+
+long videos: the work is done in segments (--segment-frames, default about 10 s of video)
+kept in .<output name>.parts/ beside the output until the end. --resume continues an
+interrupted run (Ctrl-C, SIGTERM, a crash, a killed job) from its finished segments.
+--shard K/N does every N-th segment of each video (and every N-th image) so that N processes,
+e.g. a Slurm array job or torchrun ranks, share the work; --shard auto reads RANK/WORLD_SIZE or
+SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT (and, with --device auto, LOCAL_RANK picks the
+GPU). The process that finishes the last segment joins the video; --merge joins explicitly
+(e.g. as a follow-up job) once every shard is done.
+
+exit status: 0 all done or skipped, 1 some image or video failed, 2 nothing could run (bad
+options, model), 130 interrupted.
 """
 
 
@@ -92,6 +115,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--quiet", "-q", action="store_true", help="no progress bars or summary (errors still shown)"
     )
+    video = p.add_argument_group("video")
+    video.add_argument(
+        "--codec", metavar="NAME", help="video encoder (default: libx264; libvpx-vp9 for .webm)"
+    )
+    video.add_argument(
+        "--crf", type=_non_negative_int, metavar="N", help="constant quality, lower is better (default: 18)"
+    )
+    video.add_argument("--preset", metavar="NAME", help="encoder speed preset (x264: ultrafast ... veryslow)")
+    video.add_argument(
+        "--segment-frames",
+        type=_positive_int,
+        metavar="N",
+        help="frames per resumable segment (default: about 10 s of video)",
+    )
+    video.add_argument(
+        "--resume", action="store_true", help="continue an interrupted video from its segments"
+    )
+    video.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="do part K of N (every N-th segment or image); auto: from RANK/WORLD_SIZE or SLURM_ARRAY_*",
+    )
+    video.add_argument(
+        "--merge",
+        action="store_true",
+        help="only join the finished segments of sharded videos into the output",
+    )
     p.set_defaults(func=run)
 
 
@@ -139,7 +189,16 @@ def run(args: argparse.Namespace) -> int:
     from gansr.cli import EXIT_USER_ERROR, error
     from gansr.data.io import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES
     from gansr.errors import ConfigError
-    from gansr.upscale.batch import collect_inputs, default_suffix, plan_jobs, run_batch
+    from gansr.upscale.batch import (
+        VIDEO_SUFFIXES,
+        BatchSummary,
+        Shard,
+        collect_inputs,
+        default_suffix,
+        is_video,
+        plan_jobs,
+        run_batch,
+    )
     from gansr.upscale.upscaler import Upscaler
 
     def one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
@@ -157,17 +216,28 @@ def run(args: argparse.Namespace) -> int:
         output, output_is_file = None, False
         if args.output:
             output = Path(args.output)
-            output_is_file = not output.is_dir() and output.suffix.lower() in IMAGE_SUFFIXES
+            output_is_file = not output.is_dir() and output.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES
             if not output_is_file and output.exists() and not output.is_dir():
                 raise ConfigError(f"-o {output} is an existing file without an image suffix, not a folder")
-            if output_is_file and args.ext and not _same_format(output.suffix, args.ext):
+            if output_is_file and len(inputs) == 1 and is_video(inputs[0].path) != is_video(output):
+                kind = "a video" if is_video(inputs[0].path) else "an image"
+                raise ConfigError(f"-o {output}: the input is {kind}; name {kind} file")
+            if (
+                output_is_file
+                and args.ext
+                and not is_video(output)
+                and not _same_format(output.suffix, args.ext)
+            ):
                 raise ConfigError(f"-o {output} is not a .{args.ext} file name (drop --ext or change -o)")
         if args.suffix is not None and (os.sep in args.suffix or "/" in args.suffix):
             raise ConfigError(f"--suffix must not contain a path separator, got {args.suffix!r}")
+        shard = Shard.parse(args.shard) if args.shard else Shard()
+        if args.merge and not any(is_video(item.path) for item in inputs):
+            raise ConfigError("--merge joins the segments of sharded videos; no video input was given")
 
         upscaler = Upscaler(
             args.model,
-            device=args.device,
+            device=_device(args.device, args.shard),
             precision=args.precision,
             tile=args.tile,
             tile_overlap=args.tile_overlap,
@@ -181,20 +251,77 @@ def run(args: argparse.Namespace) -> int:
         jobs = plan_jobs(
             inputs, suffix=suffix, ext=args.ext or "auto", output=output, output_is_file=output_is_file
         )
-        summary = run_batch(
-            upscaler,
-            jobs,
-            outscale=args.outscale,
-            size=args.size,
-            overwrite=args.overwrite,
-            max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
-            progress=not args.quiet and sys.stderr.isatty(),
-            on_error=error,
-        )
+        video_jobs = [job for job in jobs if is_video(job.source)]
+        image_jobs = [] if args.merge else shard.select([job for job in jobs if not is_video(job.source)])
+        summary = BatchSummary()
+        if image_jobs:
+            summary = run_batch(
+                upscaler,
+                image_jobs,
+                outscale=args.outscale,
+                size=args.size,
+                overwrite=args.overwrite,
+                max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
+                progress=not args.quiet and sys.stderr.isatty(),
+                on_error=error,
+            )
+        if video_jobs and not summary.interrupted:
+            summary = _combine(summary, _run_videos(args, upscaler, video_jobs, shard))
     summary.failed += len(missing)
     if not args.quiet or summary.interrupted:
         print(f"gansr upscale: {summary.line()}", file=sys.stderr)
     return summary.exit_code
+
+
+def _run_videos(
+    args: argparse.Namespace, upscaler: Upscaler, jobs: Sequence[Job], shard: Shard
+) -> BatchSummary:
+    """Upscale (or with --merge join) the video jobs; imports PyAV-dependent code only here."""
+    from gansr.cli import error
+    from gansr.video import VideoOptions, run_video_jobs
+
+    options = VideoOptions(
+        outscale=args.outscale,
+        size=args.size,
+        codec=args.codec,
+        crf=args.crf,
+        preset=args.preset,
+        segment_frames=args.segment_frames,
+        overwrite=args.overwrite,
+        resume=args.resume,
+        shard=shard,
+        progress=not args.quiet,
+    )
+    notes = (lambda line: None) if args.quiet else None
+    return run_video_jobs(upscaler, jobs, options, merge_only=args.merge, on_error=error, on_note=notes)
+
+
+def _device(device: str, shard: str | None) -> str:
+    """``--device auto`` under ``torchrun`` with ``--shard auto``: each local rank its own GPU."""
+    import os
+
+    local_rank = os.environ.get("LOCAL_RANK")
+    if device != "auto" or (shard or "").strip().lower() != "auto" or local_rank is None:
+        return device
+    import torch
+
+    from gansr.errors import ConfigError
+
+    if not local_rank.isdigit():
+        raise ConfigError(f"LOCAL_RANK must be an integer, got {local_rank!r}")
+    if not torch.cuda.is_available():
+        return device
+    return f"cuda:{int(local_rank) % torch.cuda.device_count()}"
+
+
+def _combine(first: BatchSummary, second: BatchSummary) -> BatchSummary:
+    """The two batch summaries (images, then videos) as one."""
+    first.done += second.done
+    first.skipped += second.skipped
+    first.failed += second.failed
+    first.elapsed += second.elapsed
+    first.interrupted = first.interrupted or second.interrupted
+    return first
 
 
 def _same_format(suffix: str, ext: str) -> bool:

@@ -198,7 +198,12 @@ def area_downsample(img: torch.Tensor, scale: int) -> torch.Tensor:
 
 
 def add_gaussian_noise(
-    img: torch.Tensor, sigma: float, *, generator: torch.Generator | None = None, clip: bool = True
+    img: torch.Tensor,
+    sigma: float,
+    *,
+    generator: torch.Generator | None = None,
+    clip: bool = True,
+    gray: bool = False,
 ) -> torch.Tensor:
     """Add i.i.d. Gaussian noise of standard deviation ``sigma`` given in 0..255 units.
 
@@ -207,11 +212,14 @@ def add_gaussian_noise(
         sigma: Noise standard deviation in 0..255 units (``10`` adds ``N(0, (10/255)^2)``).
         generator: Source of the noise (on any device); ``None`` uses a fresh OS-seeded one.
         clip: Clamp the result to ``[0, 1]``.
+        gray: One noise image shared by all channels of an image ``(..., C, H, W)`` (luminance
+            noise, as a camera's after its denoiser), instead of independent colour noise.
     """
     _check_float(img, "add_gaussian_noise", min_dims=0)
     sigma = _check_sigma(sigma, "add_gaussian_noise")
     gen = resolve_generator(generator)
-    noise = torch.randn(img.shape, generator=gen, device=gen.device, dtype=img.dtype).to(img.device)
+    shape = (*img.shape[:-3], 1, *img.shape[-2:]) if gray and img.ndim >= 3 else img.shape
+    noise = torch.randn(shape, generator=gen, device=gen.device, dtype=img.dtype).to(img.device)
     out = img + noise * (sigma / 255.0)
     return out.clamp(0.0, 1.0) if clip else out
 

@@ -7,7 +7,8 @@ A pipeline is a list of steps such as::
     - {type: noise, sigma: [0, 10]}
     - {type: jpeg, quality: [30, 95]}
 
-Step types and their keys (``*`` required; "range" means a number or ``[lo, hi]``):
+Step types and their keys (``*`` required; "range" means a number or ``[lo, hi]``; "weights" a
+mapping of choices to relative probabilities, e.g. ``{area: 1, bicubic: 2}``):
 
 =================== ===========================================================================
 ``gaussian_blur``   ``sigma``\\* (range, HR pixels), ``kernel_size`` (odd int)
@@ -15,11 +16,28 @@ Step types and their keys (``*`` required; "range" means a number or ``[lo, hi]`
                     bilinear, default bicubic), ``antialias`` (bool, default true)
 ``blur_downsample`` ``scale``\\* (int), ``sigma`` (range, default ``(scale - 1) / 2``), ``kernel_size``
 ``area_downsample`` ``scale``\\* (int)
-``noise``           ``sigma``\\* (range, 0..255 units), ``clip`` (bool, default true)
+``noise``           ``sigma``\\* (range, 0..255 units), ``clip`` (bool, default true), ``gray_prob``
+                    (probability of one noise image for all channels)
 ``jpeg``            ``quality``\\* (int range, 1..100)
 ``quantize``        ``bits`` (int, default 8): round to the levels of a saved image
 ``mnist``           (no keys) the MNIST protocol, 4x box average + N(0, 10^2) noise
+``blur``            a random kernel (:mod:`gansr.degrade.kernels`): ``kernel_size`` (odd int range,
+                    default [7, 21]), ``kinds`` (weights over iso, aniso, generalized_iso,
+                    generalized_aniso, plateau_iso, plateau_aniso; Real-ESRGAN's mix), ``sigma``
+                    (range, default [0.2, 3]), ``beta_gaussian`` ([0.5, 4]), ``beta_plateau``
+                    ([1, 2]), ``sinc_prob`` (0.1: a 2-D sinc kernel instead)
+``sinc``            ringing low-pass: ``kernel_size`` (odd int range), ``cutoff`` (range, radians,
+                    default [pi/3, pi])
+``random_resize``   ``directions`` (weights over up, down, keep), ``up`` / ``down`` (factor
+                    ranges), ``modes`` (weights over area, bilinear, bicubic; not antialiased)
+``resize_to``       ``scale``\\*: to exactly ``scale`` times the pipeline's *input* size (undoes
+                    random resizes), ``modes`` (weights)
+``poisson_noise``   ``scale``\\* (range: 1 = shot noise of a 255-count sensor), ``gray_prob``
+``random_order``    ``groups``\\*: lists of steps run in a random order (``resize_to`` may be in one)
 =================== ===========================================================================
+
+Every step except the size-changing ones also takes ``p``: the probability that it runs (default
+1). ``realworld_x4`` chains these as Real-ESRGAN's second-order degradation.
 
 Every problem in a step raises :class:`gansr.errors.ConfigError` at construction, naming the (0-based) step
 index and key. The output is clamped to ``[0, 1]``.
@@ -40,13 +58,20 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from gansr.degrade import ops
+from gansr.degrade import kernels, ops
+from gansr.degrade.kernels import KERNEL_KINDS
 from gansr.degrade.resize import imresize
 from gansr.errors import ConfigError
 
 __all__ = ["PRESETS", "Pipeline"]
 
 RESIZE_KERNELS = ("bicubic", "area", "nearest", "bilinear")
+
+# Real-ESRGAN's kernel mix (first and second degradation stage alike).
+_REAL_ESRGAN_KINDS = MappingProxyType(
+    {"iso": 0.45, "aniso": 0.25, "generalized_iso": 0.12, "generalized_aniso": 0.03,
+     "plateau_iso": 0.12, "plateau_aniso": 0.03}
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -64,6 +89,10 @@ class _Key:
     odd: bool = False
 
     def describe(self) -> str:
+        if self.kind is dict:
+            return f"a mapping of {', '.join(self.choices)} to weights >= 0 (not all 0)"
+        if self.kind is list:
+            return "a list"
         kind = {float: "a number", int: "an integer", bool: "true or false", str: "a string"}[self.kind]
         if self.ranged:
             kind += f" or a [lo, hi] range of {'integers' if self.kind is int else 'numbers'}"
@@ -73,10 +102,60 @@ class _Key:
 _SIGMA = _Key(float, required=True, ranged=True, minimum=0.0)
 _KERNEL_SIZE = _Key(int, minimum=1, odd=True)
 _INT_SCALE = _Key(int, required=True, minimum=1)
+_P = _Key(float, default=1.0, minimum=0.0, maximum=1.0)  # probability that the step runs
+_GRAY = _Key(float, default=0.0, minimum=0.0, maximum=1.0)  # probability of luminance-only noise
+_MODES = _Key(
+    dict, default={"area": 1.0, "bilinear": 1.0, "bicubic": 1.0}, choices=("area", "bilinear", "bicubic")
+)
 
 _SCHEMAS: Mapping[str, Mapping[str, _Key]] = MappingProxyType(
     {
-        "gaussian_blur": MappingProxyType({"sigma": _SIGMA, "kernel_size": _KERNEL_SIZE}),
+        "gaussian_blur": MappingProxyType({"sigma": _SIGMA, "kernel_size": _KERNEL_SIZE, "p": _P}),
+        "blur": MappingProxyType(
+            {
+                "kernel_size": _Key(int, default=[7, 21], ranged=True, minimum=1, odd=True),
+                "kinds": _Key(dict, default=dict(_REAL_ESRGAN_KINDS), choices=KERNEL_KINDS),
+                "sigma": _Key(float, default=[0.2, 3.0], ranged=True, minimum=0.0, exclusive_min=True),
+                "beta_gaussian": _Key(
+                    float, default=[0.5, 4.0], ranged=True, minimum=0.0, exclusive_min=True
+                ),
+                "beta_plateau": _Key(float, default=[1.0, 2.0], ranged=True, minimum=0.0, exclusive_min=True),
+                "sinc_prob": _Key(float, default=0.1, minimum=0.0, maximum=1.0),
+                "p": _P,
+            }
+        ),
+        "sinc": MappingProxyType(
+            {
+                "kernel_size": _Key(int, default=[7, 21], ranged=True, minimum=1, odd=True),
+                "cutoff": _Key(
+                    float,
+                    default=[math.pi / 3, math.pi],
+                    ranged=True,
+                    minimum=0.0,
+                    exclusive_min=True,
+                    maximum=math.pi,
+                ),
+                "p": _P,
+            }
+        ),  # fmt: skip
+        "random_resize": MappingProxyType(
+            {
+                "directions": _Key(
+                    dict, default={"up": 0.2, "down": 0.7, "keep": 0.1}, choices=("up", "down", "keep")
+                ),
+                "up": _Key(float, default=[1.0, 1.5], ranged=True, minimum=1.0),
+                "down": _Key(
+                    float, default=[0.15, 1.0], ranged=True, minimum=0.0, exclusive_min=True, maximum=1.0
+                ),
+                "modes": _MODES,
+            }
+        ),
+        "resize_to": MappingProxyType(
+            {"scale": _Key(float, required=True, minimum=0.0, exclusive_min=True), "modes": _MODES}
+        ),
+        "poisson_noise": MappingProxyType(
+            {"scale": _Key(float, required=True, ranged=True, minimum=0.0), "gray_prob": _GRAY, "p": _P}
+        ),
         "resize": MappingProxyType(
             {
                 "scale": _Key(float, required=True, minimum=0.0, exclusive_min=True),
@@ -92,8 +171,14 @@ _SCHEMAS: Mapping[str, Mapping[str, _Key]] = MappingProxyType(
             }
         ),
         "area_downsample": MappingProxyType({"scale": _INT_SCALE}),
-        "noise": MappingProxyType({"sigma": _SIGMA, "clip": _Key(bool, default=True)}),
-        "jpeg": MappingProxyType({"quality": _Key(int, required=True, ranged=True, minimum=1, maximum=100)}),
+        "noise": MappingProxyType(
+            {"sigma": _SIGMA, "clip": _Key(bool, default=True), "gray_prob": _GRAY, "p": _P}
+        ),
+        "jpeg": MappingProxyType(
+            {"quality": _Key(int, required=True, ranged=True, minimum=1, maximum=100), "p": _P}
+        ),
+        # Runs its groups (lists of steps) in a random order; `resize_to` may sit in one of them.
+        "random_order": MappingProxyType({"groups": _Key(list, required=True)}),
         "quantize": MappingProxyType({"bits": _Key(int, default=8, minimum=1, maximum=16)}),
         "mnist": MappingProxyType({}),
     }
@@ -116,6 +201,63 @@ PRESETS: Mapping[str, tuple[Mapping[str, Any], ...]] = MappingProxyType(
             {"type": "jpeg", "quality": [30, 95]},
         ),
         "mnist": ({"type": "mnist"},),
+        # Fixed test degradations for the real-photo benchmark (gansr eval --degradation): a web
+        # JPEG (downscaled, then quality 60) and a phone photo (soft, noisy, JPEG 70).
+        "jpeg60_x4": ({"type": "resize", "scale": 0.25}, {"type": "jpeg", "quality": 60}),
+        "blurnoise_jpeg70_x4": (
+            {"type": "gaussian_blur", "sigma": 1.2},
+            {"type": "resize", "scale": 0.25},
+            {"type": "noise", "sigma": 4.0},
+            {"type": "jpeg", "quality": 70},
+        ),
+        # Photos as people have them (what gansr's real-photo models train on): the second-order
+        # structure of realworld_x4 with the strength of a phone or web photo, not of a worst case
+        # (milder blur, resizes within 0.5-1.3x, noise in fewer samples, JPEG 40-95). Trained on
+        # realworld_x4, a model in a CPU budget learned to smooth everything (worse than bicubic
+        # on a JPEG-60 photo after 1,200 steps); on this one it learns to deblock and sharpen.
+        "realphoto_x4": (
+            {"type": "blur", "kernel_size": [7, 15], "sigma": [0.2, 1.5], "sinc_prob": 0.05, "p": 0.7},
+            {"type": "random_resize", "directions": {"up": 0.2, "down": 0.5, "keep": 0.3},
+             "up": [1.0, 1.3], "down": [0.5, 1.0]},
+            {"type": "noise", "sigma": [1.0, 10.0], "gray_prob": 0.4, "p": 0.4},
+            {"type": "poisson_noise", "scale": [0.05, 1.0], "gray_prob": 0.4, "p": 0.3},
+            {"type": "jpeg", "quality": [50, 95], "p": 0.5},
+            {"type": "random_order", "groups": [
+                [{"type": "resize_to", "scale": 0.25}, {"type": "sinc", "kernel_size": [7, 15], "p": 0.2}],
+                [{"type": "jpeg", "quality": [40, 95], "p": 0.85}],
+            ]},
+        ),  # fmt: skip
+        # Real-world photos (Real-ESRGAN's second-order model, noise a little milder): two rounds of
+        # blur, random resize, noise and JPEG, then the resize to exactly 1/4 with a sinc filter
+        # and a last JPEG in random order.
+        "realworld_x4": (
+            {"type": "blur", "sigma": [0.2, 3.0], "sinc_prob": 0.1},
+            {
+                "type": "random_resize",
+                "directions": {"up": 0.2, "down": 0.7, "keep": 0.1},
+                "up": [1.0, 1.5],
+                "down": [0.15, 1.0],
+            },
+            {"type": "noise", "sigma": [1.0, 20.0], "gray_prob": 0.4, "p": 0.5},
+            {"type": "poisson_noise", "scale": [0.05, 2.0], "gray_prob": 0.4, "p": 0.5},
+            {"type": "jpeg", "quality": [30, 95]},
+            {"type": "blur", "sigma": [0.2, 1.5], "sinc_prob": 0.1, "p": 0.8},
+            {
+                "type": "random_resize",
+                "directions": {"up": 0.3, "down": 0.4, "keep": 0.3},
+                "up": [1.0, 1.2],
+                "down": [0.3, 1.0],
+            },
+            {"type": "noise", "sigma": [1.0, 15.0], "gray_prob": 0.4, "p": 0.5},
+            {"type": "poisson_noise", "scale": [0.05, 1.5], "gray_prob": 0.4, "p": 0.5},
+            {
+                "type": "random_order",
+                "groups": [
+                    [{"type": "resize_to", "scale": 0.25}, {"type": "sinc", "p": 0.8}],
+                    [{"type": "jpeg", "quality": [30, 95]}],
+                ],
+            },
+        ),  # fmt: skip
     }
 )
 
@@ -131,6 +273,17 @@ def _is_number(value: Any, kind: type) -> bool:
 def _check_value(where: str, key: str, spec: _Key, value: Any) -> Any:
     """Validate one key's value and return it normalised (ranges as ``[lo, hi]`` lists)."""
     bad = f"{where}: key '{key}' must be {spec.describe()}, got {value!r}"
+    if spec.kind is list:  # random_order groups: checked by _validate_groups
+        return value
+    if spec.kind is dict:
+        if (
+            not isinstance(value, Mapping)
+            or not value
+            or any(k not in spec.choices or not _is_number(v, float) or v < 0 for k, v in value.items())
+            or sum(float(v) for v in value.values()) <= 0
+        ):
+            raise ConfigError(bad)
+        return {k: float(v) for k, v in value.items()}
     if spec.kind is bool:
         if not isinstance(value, bool):
             raise ConfigError(bad)
@@ -184,7 +337,9 @@ def _validate_step(index: int, step: Any) -> dict[str, Any]:
         elif spec.required:
             raise ConfigError(f"{where}: missing key '{key}'")
         else:
-            normalised[key] = spec.default
+            normalised[key] = copy.deepcopy(spec.default)
+    if kind == "random_order":
+        normalised["groups"] = _validate_groups(where, normalised["groups"])
     if kind == "resize" and normalised["kernel"] == "area":
         factor = 1 / normalised["scale"]
         if normalised["scale"] > 1 or abs(factor - round(factor)) > 1e-6:
@@ -194,15 +349,59 @@ def _validate_step(index: int, step: Any) -> dict[str, Any]:
     return normalised
 
 
-def _downscale_factor(step: Mapping[str, Any]) -> float:
-    kind = step["type"]
-    if kind == "resize":
-        return 1 / step["scale"]
-    if kind in ("blur_downsample", "area_downsample"):
-        return float(step["scale"])
-    if kind == "mnist":
-        return float(ops.MNIST_SCALE)
-    return 1.0
+# Steps whose output size is not the input's.
+_SIZE_CHANGING = ("resize", "blur_downsample", "area_downsample", "mnist", "random_resize", "resize_to")
+
+
+def _validate_groups(where: str, groups: Any) -> list[list[dict[str, Any]]]:
+    """``random_order`` groups: a list of non-empty step lists; only ``resize_to`` may change the size."""
+    if not isinstance(groups, list) or not groups or not all(isinstance(g, list) and g for g in groups):
+        raise ConfigError(f"{where}: key 'groups' must be a list of non-empty lists of steps")
+    out = []
+    for g, group in enumerate(groups):
+        steps = []
+        for i, step in enumerate(group):
+            try:
+                checked = _validate_step(i, step)
+            except ConfigError as exc:
+                raise ConfigError(f"{where}: group {g}: {exc}") from None
+            if (
+                checked["type"] in _SIZE_CHANGING
+                and checked["type"] != "resize_to"
+                or checked["type"] == "random_order"
+            ):
+                raise ConfigError(
+                    f"{where}: group {g} step {i}: {checked['type']} cannot run in a random order"
+                )
+            steps.append(checked)
+        out.append(steps)
+    if sum(s["type"] == "resize_to" for group in out for s in group) > 1:
+        raise ConfigError(f"{where}: at most one resize_to step in its groups")
+    return out
+
+
+def _downscale_factor(steps: Sequence[Mapping[str, Any]]) -> float | None:
+    """HR size / LR size after ``steps``; None when a random resize is not undone by ``resize_to``."""
+    factor: float | None = 1.0
+    for step in steps:
+        kind = step["type"]
+        if kind == "resize_to":
+            factor = 1 / step["scale"]
+        elif kind == "random_order":
+            inner = [s for group in step["groups"] for s in group if s["type"] == "resize_to"]
+            if inner:
+                factor = 1 / inner[0]["scale"]
+        elif factor is None:
+            continue
+        elif kind == "random_resize":
+            factor = None
+        elif kind == "resize":
+            factor /= step["scale"]
+        elif kind in ("blur_downsample", "area_downsample"):
+            factor *= float(step["scale"])
+        elif kind == "mnist":
+            factor *= float(ops.MNIST_SCALE)
+    return factor
 
 
 def _sample(value: Any, kind: type, generator: torch.Generator) -> Any:
@@ -216,8 +415,10 @@ def _sample(value: Any, kind: type, generator: torch.Generator) -> Any:
     return lo + (hi - lo) * u
 
 
-def _resize_size(x: torch.Tensor, scale: float) -> tuple[int, int]:
-    return math.ceil(scale * x.shape[-2]), math.ceil(scale * x.shape[-1])
+def _resize_size(x: torch.Tensor | tuple[int, int], scale: float) -> tuple[int, int]:
+    """The size of ``x`` (a tensor or an ``(H, W)`` pair) times ``scale``, rounded up."""
+    h, w = x if isinstance(x, tuple) else x.shape[-2:]
+    return math.ceil(scale * h), math.ceil(scale * w)
 
 
 def _apply_resize(x: torch.Tensor, step: Mapping[str, Any]) -> torch.Tensor:
@@ -238,8 +439,85 @@ def _apply_resize(x: torch.Tensor, step: Mapping[str, Any]) -> torch.Tensor:
     return out.reshape(*x.shape[:-2], *out.shape[-2:])
 
 
-def _apply(x: torch.Tensor, step: Mapping[str, Any], generator: torch.Generator) -> torch.Tensor:
+def _odd(value: Any, generator: torch.Generator) -> int:
+    """An odd kernel size: fixed, or uniform over the odd numbers of a ``[lo, hi]`` range."""
+    if not isinstance(value, list):
+        return value
+    lo, hi = value
+    return 2 * _sample([lo // 2, hi // 2], int, generator) + 1
+
+
+def _choose(weights: Mapping[str, float], generator: torch.Generator) -> str:
+    """One key of ``weights``, drawn with probability proportional to its weight."""
+    names = list(weights)
+    probs = torch.tensor([weights[n] for n in names], dtype=torch.float64, device=generator.device)
+    return names[int(torch.multinomial(probs, 1, generator=generator).item())]
+
+
+def _chance(p: float, generator: torch.Generator) -> bool:
+    """True with probability ``p``: one uniform draw from ``generator``."""
+    return torch.rand((), generator=generator, device=generator.device, dtype=torch.float64).item() < p
+
+
+def _random_kernel(step: Mapping[str, Any], generator: torch.Generator) -> torch.Tensor:
+    size = _odd(step["kernel_size"], generator)
+    if _chance(step["sinc_prob"], generator):
+        # Real-ESRGAN: small sinc kernels get cutoffs of pi/3 and up, large ones down to pi/5.
+        low = math.pi / 3 if size < 13 else math.pi / 5
+        return kernels.sinc_kernel(size, _sample([low, math.pi], float, generator))
+    kind = _choose(step["kinds"], generator)
+    sigma_x = _sample(step["sigma"], float, generator)
+    sigma_y = sigma_x if kind.endswith("_iso") or kind == "iso" else _sample(step["sigma"], float, generator)
+    theta = 0.0 if sigma_y == sigma_x else _sample([-math.pi, math.pi], float, generator)
+    family = kind.split("_")[0] if "_" in kind else "gaussian"
+    family = {"iso": "gaussian", "aniso": "gaussian"}.get(family, family)
+    beta = 1.0
+    if family == "generalized":
+        beta = _sample(step["beta_gaussian"], float, generator)
+    elif family == "plateau":
+        beta = _sample(step["beta_plateau"], float, generator)
+    return kernels.anisotropic_kernel(size, sigma_x, sigma_y, theta, family=family, beta=beta)
+
+
+def _interpolate(x: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
+    """Resize to ``size`` with torch's area / bilinear / bicubic, not antialiased (as cheap resizers
+    in cameras and web pipelines: aliasing is part of the degradation)."""
+    flat = x.reshape(-1, x.shape[-3] if x.ndim >= 3 else 1, *x.shape[-2:])
+    kw = {} if mode == "area" else {"align_corners": False}
+    out = F.interpolate(flat, size=size, mode=mode, **kw)
+    return out.reshape(*x.shape[:-2], *size)
+
+
+def _apply(
+    x: torch.Tensor, step: Mapping[str, Any], generator: torch.Generator, hr_size: tuple[int, int]
+) -> torch.Tensor:
     kind = step["type"]
+    if "p" in step and step["p"] < 1.0 and not _chance(step["p"], generator):
+        return x
+    if kind == "blur":
+        return kernels.filter2d(x, _random_kernel(step, generator))
+    if kind == "sinc":
+        size = _odd(step["kernel_size"], generator)
+        return kernels.filter2d(x, kernels.sinc_kernel(size, _sample(step["cutoff"], float, generator)))
+    if kind == "random_resize":
+        direction = _choose(step["directions"], generator)
+        factor = 1.0 if direction == "keep" else _sample(step[direction], float, generator)
+        mode = _choose(step["modes"], generator)
+        size = (max(1, round(x.shape[-2] * factor)), max(1, round(x.shape[-1] * factor)))
+        return _interpolate(x, size, mode).clamp(0.0, 1.0)
+    if kind == "resize_to":
+        size = _resize_size(hr_size, step["scale"])  # rounded up, as the resize step
+        return _interpolate(x, size, _choose(step["modes"], generator)).clamp(0.0, 1.0)
+    if kind == "poisson_noise":
+        gray = _chance(step["gray_prob"], generator)
+        scale = _sample(step["scale"], float, generator)
+        return kernels.add_poisson_noise(x, scale, gray=gray, generator=generator)
+    if kind == "random_order":
+        order = torch.randperm(len(step["groups"]), generator=generator, device=generator.device).tolist()
+        for g in order:
+            for inner in step["groups"][g]:
+                x = _apply(x, inner, generator, hr_size)
+        return x
     if kind == "gaussian_blur":
         sigma = _sample(step["sigma"], float, generator)
         return ops.gaussian_blur(x, sigma, kernel_size=step["kernel_size"])
@@ -251,8 +529,9 @@ def _apply(x: torch.Tensor, step: Mapping[str, Any], generator: torch.Generator)
     if kind == "area_downsample":
         return ops.area_downsample(x, step["scale"])
     if kind == "noise":
+        gray = _chance(step["gray_prob"], generator) if step["gray_prob"] > 0 else False
         sigma = _sample(step["sigma"], float, generator)
-        return ops.add_gaussian_noise(x, sigma, generator=generator, clip=step["clip"])
+        return ops.add_gaussian_noise(x, sigma, generator=generator, clip=step["clip"], gray=gray)
     if kind == "jpeg":
         return ops.jpeg_compress(x, _sample(step["quality"], int, generator))
     if kind == "quantize":
@@ -281,7 +560,12 @@ class Pipeline:
         if not steps:
             raise ConfigError("a degradation pipeline needs at least one step")
         self._steps = tuple(MappingProxyType(_validate_step(i, step)) for i, step in enumerate(steps))
-        factor = math.prod(_downscale_factor(step) for step in self._steps)
+        factor = _downscale_factor(self._steps)
+        if factor is None:
+            raise ConfigError(
+                "degradation pipeline: random_resize changes the size by a random factor; "
+                "end with a resize_to step (e.g. {type: resize_to, scale: 0.25})"
+            )
         # 1 / (1/3) and similar products land a rounding error away from the intended integer.
         self.scale: float = float(round(factor)) if abs(factor - round(factor)) < 1e-6 else factor
 
@@ -334,9 +618,10 @@ class Pipeline:
             shape = tuple(hr.shape) if isinstance(hr, torch.Tensor) else type(hr).__name__
             raise TypeError(f"Pipeline needs a float tensor (C, H, W) or (N, C, H, W), got {shape}")
         gen = ops.resolve_generator(generator)
+        hr_size = (hr.shape[-2], hr.shape[-1])
         out = hr
         for step in self._steps:
-            out = _apply(out, step, gen)
+            out = _apply(out, step, gen, hr_size)
         return out.clamp(0.0, 1.0)
 
     def __len__(self) -> int:

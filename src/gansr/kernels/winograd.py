@@ -126,7 +126,7 @@ def _load() -> tuple[ctypes._CFuncPtr | None, str]:
     except (OSError, subprocess.SubprocessError, AttributeError) as e:
         return None, f"kernel build failed: {' '.join(str(e).split())}"
     i64, ptr, i32 = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
-    fn.argtypes = [ptr, i64, i64, i64] * 3 + [ptr, ptr] + [i32] * 6 + [ctypes.c_float] + [i32] * 3
+    fn.argtypes = [ptr, i64, i64, i64] * 3 + [ptr, ptr] + [i32] * 6 + [ctypes.c_float, ptr] + [i32] * 3
     fn.restype = i32
     return fn, f"Winograd F(4x4,3x3) AVX-512 kernel ({path.name})"
 
@@ -180,7 +180,7 @@ def conv3x3(
     bias: Tensor | None = None,
     *,
     residual: Tensor | None = None,
-    negative_slope: float | None = None,
+    negative_slope: float | Tensor | None = None,
     out: Tensor | None = None,
 ) -> Tensor:
     """``act(conv3x3(x, padding=1) + bias + residual)`` with the kernel (call :func:`available`
@@ -192,7 +192,8 @@ def conv3x3(
         u: :func:`transform_weights` of the weights, in ``x``'s dtype.
         bias: ``(cout,)`` or None.
         residual: added before the activation, ``(N, cout, H, W)``, channel stride 1.
-        negative_slope: LeakyReLU / one-parameter PReLU slope; None for no activation.
+        negative_slope: LeakyReLU / one-parameter PReLU slope, a ``(cout,)`` float32 tensor of
+            per-channel slopes (per-channel PReLU), or None for no activation.
         out: where to write (``(N, cout, H, W)`` in ``x``'s dtype, channel stride 1, not
             overlapping ``x``); a new channels-last tensor when None.
     """
@@ -221,13 +222,21 @@ def conv3x3(
     b = None  # always float32: it is added to the float32 accumulators
     if bias is not None:
         b = bias if bias.dtype == torch.float32 and bias.is_contiguous() else bias.float().contiguous()
-    slope = 0.0 if negative_slope is None else float(negative_slope)
+    slopes = None  # per-channel: kept alive in this frame while the kernel reads it
+    if isinstance(negative_slope, Tensor):
+        slopes = negative_slope.detach().float().contiguous()
+        if slopes.shape != (cout,):
+            raise ValueError(f"per-channel slopes must have shape ({cout},), got {tuple(slopes.shape)}")
+        slope = 0.0
+    else:
+        slope = 0.0 if negative_slope is None else float(negative_slope)
     rc = fn(
         x.data_ptr(), *_pixel_strides(x, "x"),
         res_ptr, *res_strides,
         out.data_ptr(), *_pixel_strides(out, "out"),
         u.data_ptr(), None if b is None else b.data_ptr(),
         n, h, w, cin, cout, int(negative_slope is not None), slope,
+        None if slopes is None else slopes.data_ptr(),
         _block_tiles(cin, cout), int(dtype == torch.bfloat16), torch.get_num_threads(),
     )  # fmt: skip
     if rc == 1:

@@ -36,6 +36,7 @@ typedef struct {
     int64_t yn, yh, yw;
     const void *u; /* fp32 [36][cin][cout]; bf16 [36][cin/2][cout][2] */
     const float *bias;
+    const float *slopes; /* per-output-channel negative slopes (per-channel PReLU), or NULL */
     int n, h, w, cin, cout, act, tb, bf16;
     float slope;
     int64_t th, tw, tiles; /* tile rows, tiles per row, tiles in all */
@@ -211,6 +212,7 @@ ALWAYS_INLINE void output_tile(const job_t *j, int64_t t, int s, const float *M,
             for (int i = 0; i < 4; i++) p[i][jj] = o[i];
         }
         __m512 b = j->bias ? _mm512_loadu_ps(j->bias + c) : _mm512_setzero_ps();
+        __m512 sl = j->slopes ? _mm512_loadu_ps(j->slopes + c) : slope;
         for (int i = 0; i < nr; i++) {
             __m512 o[4];
             at6(p[i], o);
@@ -220,7 +222,7 @@ ALWAYS_INLINE void output_tile(const job_t *j, int64_t t, int s, const float *M,
                 if (ri) v = _mm512_add_ps(v, load16(ri, row * j->rh + col * j->rw + c, bf16));
                 if (j->act) {
                     __mmask16 neg = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ);
-                    v = _mm512_mask_mul_ps(v, neg, v, slope);
+                    v = _mm512_mask_mul_ps(v, neg, v, sl);
                 }
                 store16(yi, row * j->yh + col * j->yw + c, v, bf16);
             }
@@ -277,11 +279,12 @@ int gansr_winograd_f43(const void *x, int64_t xn, int64_t xh, int64_t xw,   /* i
                        const void *res, int64_t rn, int64_t rh, int64_t rw, /* residual or NULL */
                        void *y, int64_t yn, int64_t yh, int64_t yw,         /* output */
                        const void *u, const float *bias,                    /* weights, bias or NULL */
-                       int n, int h, int w, int cin, int cout, int act, float slope, int tb, int bf16,
-                       int threads) {
+                       int n, int h, int w, int cin, int cout, int act, float slope,
+                       const float *slopes,                                 /* per-channel or NULL */
+                       int tb, int bf16, int threads) {
     if (cin % 16 || cout % 32 || tb % ROWS || tb <= 0 || n <= 0 || h <= 0 || w <= 0) return 2;
     job_t j = {.x = x, .xn = xn, .xh = xh, .xw = xw, .res = res, .rn = rn, .rh = rh, .rw = rw,
-               .y = y, .yn = yn, .yh = yh, .yw = yw, .u = u, .bias = bias,
+               .y = y, .yn = yn, .yh = yh, .yw = yw, .u = u, .bias = bias, .slopes = slopes,
                .n = n, .h = h, .w = w, .cin = cin, .cout = cout, .act = act, .tb = tb, .bf16 = bf16,
                .slope = slope, .th = (h + 3) / 4, .tw = (w + 3) / 4};
     j.tiles = (int64_t)n * j.th * j.tw;

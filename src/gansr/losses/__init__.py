@@ -30,6 +30,7 @@ from gansr.losses.adversarial import (
     build_adversarial,
     gradient_penalty,
 )
+from gansr.losses.artifacts import LDLLoss, artifact_map
 from gansr.losses.base import Loss
 from gansr.losses.feature_matching import FeatureMatchingLoss
 from gansr.losses.kl import KLLoss, kl_divergence
@@ -47,6 +48,8 @@ from gansr.losses.registry import LOSS_TYPES, build_loss
 from gansr.losses.structural import MSSSIMLoss, SSIMLoss
 
 __all__ = [
+    "LDLLoss",
+    "artifact_map",
     "ADVERSARIAL_TYPES",
     "LOSS_TYPES",
     "VGG19_LAYERS",

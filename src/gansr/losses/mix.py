@@ -93,6 +93,11 @@ class MixLoss(nn.Module):
         return frozenset(name for loss in self.losses.values() for name in _inputs(loss)[0])
 
     @property
+    def wanted_inputs(self) -> frozenset[str]:
+        """Every tensor some term needs or can use (``required_inputs`` plus e.g. ``sr_ema``)."""
+        return frozenset(name for loss in self.losses.values() for names in _inputs(loss) for name in names)
+
+    @property
     def adversarial(self) -> AdversarialLoss | None:
         """The first adversarial term (the trainer takes its ``discriminator_loss``), or None."""
         return next((loss for loss in self.losses.values() if isinstance(loss, AdversarialLoss)), None)

@@ -8,6 +8,7 @@ from typing import Any
 from gansr.errors import ConfigError
 from gansr.losses._options import build_from_options, check_options, check_range
 from gansr.losses.adversarial import ADVERSARIAL_TYPES
+from gansr.losses.artifacts import LDLLoss
 from gansr.losses.base import Loss
 from gansr.losses.feature_matching import FeatureMatchingLoss
 from gansr.losses.kl import KLLoss
@@ -26,6 +27,7 @@ LOSS_TYPES: dict[str, type[Loss]] = {
     "ms_ssim": MSSSIMLoss,
     "feature_matching": FeatureMatchingLoss,
     "kl": KLLoss,
+    "ldl": LDLLoss,
     **ADVERSARIAL_TYPES,
 }
 """Every ``type`` a loss config entry may name; the class's keyword arguments are its options."""

@@ -104,6 +104,9 @@ class FusedConv2d(nn.Module):
         scale: an output scale folded into the weights (residual scaling such as ESRGAN's 0.2).
         negative_slope: the activation: ``None`` none, ``0.0`` ReLU, else LeakyReLU / one-parameter
             PReLU with that slope. Applied after the residual add.
+        prelu: a trained ``nn.PReLU`` as the activation instead (one slope, or one per output
+            channel; the Winograd kernel applies per-channel slopes in its epilogue, oneDNN
+            convolutions are followed by a separate PReLU pass).
         dtype: the compute dtype of weights (and of the inputs it expects).
         channels_last: store weights channels-last (inputs should be channels-last too).
         weight / bias / padding: use these instead of the conv's own (for rewritten convs).
@@ -124,6 +127,7 @@ class FusedConv2d(nn.Module):
         bn: nn.BatchNorm2d | None = None,
         scale: float = 1.0,
         negative_slope: float | None = None,
+        prelu: nn.PReLU | None = None,
         dtype: torch.dtype = torch.float32,
         channels_last: bool = True,
         weight: Tensor | None = None,
@@ -151,7 +155,17 @@ class FusedConv2d(nn.Module):
         self.register_buffer("weight", w.to(dtype=dtype, memory_format=fmt, copy=True))
         self.register_buffer("bias", b.to(dtype=dtype, copy=True) if b is not None and with_bias else None)
         self.padding = int(padding)
+        slopes = None
+        if prelu is not None:
+            if negative_slope is not None:
+                raise ValueError("FusedConv2d takes negative_slope or prelu, not both")
+            negative_slope = prelu_slope(prelu)
+            if negative_slope is None:  # one slope per channel
+                slopes = prelu.weight.detach().float().clone()
+                if slopes.shape != (w.shape[0],):
+                    raise ValueError(f"PReLU has {slopes.numel()} slopes for {w.shape[0]} output channels")
         self.negative_slope = negative_slope
+        self.register_buffer("slopes", slopes)
         cout, cin, kh, kw = w.shape
         use_winograd = (
             allow_winograd
@@ -187,23 +201,25 @@ class FusedConv2d(nn.Module):
 
     def extra_repr(self) -> str:
         cout, cin, kh, kw = self.weight.shape
-        return f"{cin}, {cout}, kernel_size=({kh}, {kw}), padding={self.padding}, slope={self.negative_slope}"
+        slope = "per-channel" if self.slopes is not None else self.negative_slope
+        return f"{cin}, {cout}, kernel_size=({kh}, {kw}), padding={self.padding}, slope={slope}"
 
     def forward(self, x: Tensor, residual: Tensor | None = None, *, out: Tensor | None = None) -> Tensor:
         """``act(conv(x) + residual)`` (``residual`` optional, same shape as the output), written
         into ``out`` when given (e.g. a channel slice of a bigger channels-last tensor)."""
         u = self.winograd_weight
         if u is not None and x.device.type == "cpu" and x.dtype == u.dtype and not _needs_grad(x):
-            return winograd.conv3x3(
-                x, u, self.bias, residual=residual, negative_slope=self.negative_slope, out=out
-            )
+            slope = self.slopes if self.slopes is not None else self.negative_slope
+            return winograd.conv3x3(x, u, self.bias, residual=residual, negative_slope=slope, out=out)
         y = self._forward(x, residual)
+        if self.slopes is not None:
+            y = F.prelu(y, self.slopes.to(y.dtype))
         return y if out is None else out.copy_(y)
 
     def _forward(self, x: Tensor, residual: Tensor | None) -> Tensor:
         pad = [self.padding, self.padding]
         one = [1, 1]
-        slope = self.negative_slope
+        slope = self.negative_slope if self.slopes is None else None  # per-channel: applied by forward
         if _mkldnn_ok(x):
             if residual is None:
                 if slope is None:

@@ -17,6 +17,10 @@ Supported layouts (``model.metadata["format"]``):
   first release of ``RRDB_ESRGAN_x4.pth``.
 * ``basicsr-msrresnet``: BasicSR MSRResNet (``conv_first``, ``body.N.conv1``/``conv2``,
   ``upconv1``[/``upconv2``], ``conv_hr``, ``conv_last``).
+* ``realesrgan-compact``: Real-ESRGAN SRVGGNetCompact (``realesr-general-x4v3``,
+  ``realesr-animevideov3``, ``realesr-general-wdn-x4v3``): nothing but ``body.N`` layers, conv at
+  even ``N`` (weight + bias), PReLU at odd ``N`` (weight only), the last one a conv. gansr's
+  ``compact`` uses the same names, so the weights load as they are.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import os
 import pickle
 import re
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +47,7 @@ SUPPORTED = (
     "ESRGAN RRDBNet (RRDB_trunk.N.RDBK.convJ, trunk_conv, upconv1, HRconv)",
     "ESRGAN old-arch RRDB_Net (model.0, model.1.sub.N.RDBK.convJ.0, model.10)",
     "BasicSR MSRResNet (conv_first, body.N.conv1, upconv1, conv_hr)",
+    "Real-ESRGAN SRVGGNetCompact (only body.N: conv, PReLU, ..., conv)",
 )
 
 State = dict[str, torch.Tensor]
@@ -249,24 +254,77 @@ def _from_basicsr_msrresnet(state: State, source: Path | str) -> Converted:
     return Converted("basicsr-msrresnet", "msrresnet", config, dict(state))
 
 
-# (required keys, converter): the first whose keys are all present wins.
-_LAYOUTS: tuple[tuple[tuple[str, ...], Callable[[State, Path | str], Converted]], ...] = (
-    (("conv_first.weight", "body.0.rdb1.conv1.weight"), _from_basicsr_rrdbnet),
-    (("conv_first.weight", "RRDB_trunk.0.RDB1.conv1.weight"), _from_esrgan_rrdbnet),
-    (("model.0.weight", "model.1.sub.0.RDB1.conv1.0.weight"), _from_esrgan_oldarch),
-    (("conv_first.weight", "body.0.conv1.weight", "upconv1.weight"), _from_basicsr_msrresnet),
+_COMPACT_KEY = re.compile(r"body\.(\d+)\.(weight|bias)$")
+
+
+def _is_compact(keys: Collection[str]) -> bool:
+    """SRVGGNetCompact's keys: only ``body.N.weight/bias``, a conv at 0 and a PReLU (weight, no bias)
+    at 1. The PReLU test keeps other plain ``body`` stacks out (wgan_critic has no ``body.1``,
+    MSRResNet / RRDBNet blocks have deeper names), so a broken compact dict still gets a precise error."""
+    return (
+        bool(keys)
+        and all(_COMPACT_KEY.match(k) for k in keys)
+        and "body.0.weight" in keys
+        and "body.1.weight" in keys
+        and "body.1.bias" not in keys
+    )
+
+
+def _from_realesrgan_compact(state: State, source: Path | str) -> Converted:
+    """SRVGGNetCompact: hyper-parameters from the layer count and the first and last conv shapes."""
+    what = f"{source}: Real-ESRGAN compact (SRVGGNetCompact) checkpoint"
+    layers = sorted({int(m.group(1)) for k in state if (m := _COMPACT_KEY.match(k))})
+    gaps = sorted(set(range(layers[-1] + 1)) - set(layers))
+    if gaps:
+        raise ModelError(f"{what}: layer body.{gaps[0]} is missing (layers must be numbered 0..{layers[-1]})")
+    last = layers[-1]
+    if last % 2:  # odd indices are PReLUs: the stack must end with the output conv
+        raise ModelError(f"{what}: ends with a PReLU (body.{last}) instead of the output conv")
+    for i in range(0, last + 1, 2):
+        if len(_shape(state, f"body.{i}.weight", source)) != 4:
+            raise ModelError(f"{what}: body.{i}.weight is not a convolution weight")
+    for i in range(1, last, 2):
+        if len(_shape(state, f"body.{i}.weight", source)) != 1:
+            raise ModelError(f"{what}: body.{i}.weight is not a PReLU weight (only act_type='prelu' loads)")
+    num_feat, in_channels = state["body.0.weight"].shape[:2]
+    out = state[f"body.{last}.weight"].shape[0]
+    # PixelShuffle(scale) turns out_channels * scale**2 channels into out_channels, and gansr's
+    # compact has as many output as input channels.
+    scale = next((s for s in range(1, 5) if in_channels * s * s == out), None)
+    if scale is None:
+        raise ModelError(
+            f"{what}: the last conv (body.{last}) has {out} output channels, which is not "
+            f"{in_channels} input channels x scale**2 for an integer scale 1..4"
+        )
+    config = {"in_channels": in_channels, "num_feat": num_feat, "num_conv": last // 2 - 1, "scale": scale}
+    return Converted("realesrgan-compact", "compact", config, dict(state))
+
+
+def _has(*required: str) -> Callable[[Collection[str]], bool]:
+    return lambda keys: all(k in keys for k in required)
+
+
+# (matches the keys, converter): the first match wins.
+_LAYOUTS: tuple[tuple[Callable[[Collection[str]], bool], Callable[[State, Path | str], Converted]], ...] = (
+    (_has("conv_first.weight", "body.0.rdb1.conv1.weight"), _from_basicsr_rrdbnet),
+    (_has("conv_first.weight", "RRDB_trunk.0.RDB1.conv1.weight"), _from_esrgan_rrdbnet),
+    (_has("model.0.weight", "model.1.sub.0.RDB1.conv1.0.weight"), _from_esrgan_oldarch),
+    (_has("conv_first.weight", "body.0.conv1.weight", "upconv1.weight"), _from_basicsr_msrresnet),
+    (_is_compact, _from_realesrgan_compact),
 )
 
 
-def recognises(state: Mapping[str, Any]) -> bool:
-    """Whether ``state``'s keys match one of the supported foreign layouts."""
-    return any(all(k in state for k in required) for required, _ in _LAYOUTS)
+def recognises(state: Collection[str]) -> bool:
+    """Whether ``state``'s keys (a state dict or just its keys) match one of the supported layouts."""
+    keys = set(state)
+    return any(matches(keys) for matches, _ in _LAYOUTS)
 
 
 def convert(state: State, *, source: Path | str = "<state dict>") -> Converted:
     """Recognise a foreign state dict's layout and rename it to gansr's; ModelError when unknown."""
-    for required, converter in _LAYOUTS:
-        if all(k in state for k in required):
+    keys = set(state)
+    for matches, converter in _LAYOUTS:
+        if matches(keys):
             return converter(state, source)
     sample = ", ".join(sorted(state)[:3])
     raise ModelError(

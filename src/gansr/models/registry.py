@@ -17,6 +17,7 @@ from torch import nn
 from gansr.errors import ConfigError, ModelError
 from gansr.models.baselines import SRCNN, Bicubic
 from gansr.models.blocks import jsonable
+from gansr.models.compact import Compact
 from gansr.models.discriminators import MnistFeatureD, PatchDiscriminator, SRGANDiscriminator, WGANCritic
 from gansr.models.mnist import MnistSR
 from gansr.models.msrgan import MSRGANGenerator
@@ -54,6 +55,11 @@ REGISTRY: Mapping[str, tuple[Callable[..., nn.Module], str, Kind]] = MappingProx
         "srresnet": (SRResNet, "SRGAN generator (SRResNet: BN residual blocks, PixelShuffle)", "generator"),
         "msrresnet": (MSRResNet, "BasicSR modified SRResNet (no BN), the common PSNR baseline", "generator"),
         "rrdbnet": (RRDBNet, "ESRGAN / Real-ESRGAN generator (RRDB, 16.7 M params at x4)", "generator"),
+        "compact": (
+            Compact,
+            "Real-ESRGAN SRVGGNetCompact: plain conv + PReLU at LR size, one PixelShuffle (fastest)",
+            "generator",
+        ),
         "msrgan": (MSRGANGenerator, "modified SRGAN: multi-kernel, ELU blocks, upsizing conv", "generator"),
         "bicubic": (Bicubic, "MATLAB-compatible bicubic upscaling (no weights)", "baseline"),
         "srcnn": (SRCNN, "SRCNN 9-1-5 (Dong et al. 2015) on the bicubic-upscaled input", "baseline"),

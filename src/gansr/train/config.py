@@ -120,6 +120,8 @@ class DataConfig:
     max_images: int | None = None  # use only the first N training images
     cache: bool = False  # keep decoded training images in memory (small sets)
     hr_size: int | None = None  # stl10: HR edge after resizing the 96x96 originals (default 48)
+    # Unsharp-mask the HR targets (Real-ESRGAN's sharper targets); the LR is made from the plain HR.
+    usm_target: bool = False
     val_folder: str | None = None
 
 

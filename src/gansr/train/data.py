@@ -138,7 +138,15 @@ class TrainSamples(Dataset):
     """
 
     def __init__(
-        self, source: Source, *, scale: int, patch_size: int | None, pipeline: Any, augment: bool, seed: int
+        self,
+        source: Source,
+        *,
+        scale: int,
+        patch_size: int | None,
+        pipeline: Any,
+        augment: bool,
+        seed: int,
+        usm_target: bool = False,
     ) -> None:
         self.source = source
         self.scale = scale
@@ -146,6 +154,21 @@ class TrainSamples(Dataset):
         self.pipeline = pipeline
         self.augment = augment
         self.seed = seed
+        self.usm_target = usm_target
+
+    @classmethod
+    def from_config(cls, cfg: Config, source: Source, pipeline: Any) -> TrainSamples:
+        """The samples the ``data`` section of ``cfg`` describes."""
+        d = cfg.data
+        return cls(
+            source,
+            scale=d.scale,
+            patch_size=d.patch_size,
+            pipeline=pipeline,
+            augment=d.augment,
+            seed=cfg.seed,
+            usm_target=d.usm_target,
+        )
 
     def __len__(self) -> int:
         return len(self.source)
@@ -169,6 +192,10 @@ class TrainSamples(Dataset):
         if self.augment:
             (hr,) = augment(hr, generator=gen)
         lr = self.pipeline(hr.contiguous(), generator=gen)
+        if self.usm_target:  # the LR comes from the plain HR; only the target is sharpened
+            from gansr.degrade.kernels import unsharp_mask
+
+            hr = unsharp_mask(hr)
         return lr.contiguous(), hr.contiguous()
 
 

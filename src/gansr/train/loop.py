@@ -122,6 +122,14 @@ def generate(
     return g(lr), {}
 
 
+def ema_output(
+    ema_g: nn.Module, lr: torch.Tensor, autocast: Callable[[], contextlib.AbstractContextManager]
+) -> torch.Tensor:
+    """The EMA generator's SR of ``lr`` (float32, no graph): the stable reference of the LDL loss."""
+    with torch.no_grad(), autocast():
+        return ema_g(lr).float()
+
+
 _ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SiLU, nn.GELU)
 
 
@@ -257,14 +265,7 @@ def _train(
     # Building everything validates the whole config before a folder is made or a step is run.
     parts = build_parts(cfg, device, ctx.world_size)
     pre_iters, total = cfg.pretrain_iters, cfg.total_iters
-    samples = TrainSamples(
-        parts.source,
-        scale=cfg.data.scale,
-        patch_size=cfg.data.patch_size,
-        pipeline=parts.pipeline,
-        augment=cfg.data.augment,
-        seed=cfg.seed,
-    )
+    samples = TrainSamples.from_config(cfg, parts.source, parts.pipeline)
     crop_border = cfg.data.scale if cfg.data.val_folder is not None else 0
 
     # ---------------------------------------------------------------------------- run folder
@@ -441,6 +442,8 @@ def _train(
             lr_img, hr = next_batch()
             with autocast_g():
                 sr, extra = generate(g_train, g, lr_img, hr, noise)
+            if "sr_ema" in pre_mix.wanted_inputs:
+                extra["sr_ema"] = ema_output(ema.module, lr_img, autocast_g)
             loss_g, terms = pre_mix(sr.float(), hr, **extra)
         else:
             # ---- GAN: D step(s) on detached SR images
@@ -467,6 +470,8 @@ def _train(
                 stepped &= optimizer_step(loss_d, optimizers["d"], d, scalers["d"], t.grad_clip, ctx)
             # ---- GAN: G step with the full mix on the last batch (D frozen)
             d.requires_grad_(False)
+            if "sr_ema" in gan_mix.wanted_inputs:
+                extra["sr_ema"] = ema_output(ema.module, lr_img, autocast_g)
             loss_g, terms = g_gan_loss(
                 d, gan_mix, sr, hr, extra, want_features=want_features, autocast=autocast
             )

@@ -12,6 +12,11 @@ Naming rules (default: the output goes next to its input as ``<stem><suffix>.<ex
 
 Every file is written atomically (:func:`gansr.data.write_image`), so an error or Ctrl-C never
 leaves a partial output behind.
+
+Videos (a named file with a suffix in :data:`VIDEO_SUFFIXES`; folders and globs contribute images
+only) are named by the same rules, with a video container as the output suffix
+(:func:`video_output_ext`); :mod:`gansr.video` upscales them. :class:`Shard` splits the work
+between processes: the sorted image jobs here, a video's segments there.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,19 +46,101 @@ from gansr.upscale.upscaler import Upscaler
 
 __all__ = [
     "OUTPUT_EXTS",
+    "VIDEO_SUFFIXES",
     "BatchSummary",
     "InputFile",
     "Job",
+    "Shard",
     "collect_inputs",
     "default_suffix",
+    "is_video",
     "output_ext",
     "plan_jobs",
     "run_batch",
+    "video_output_ext",
     "write_result",
 ]
 
 _KEPT_BY_AUTO = frozenset({".png", ".jpg", ".jpeg", ".webp"})
 _GLOB_CHARS = frozenset("*?[")
+
+VIDEO_SUFFIXES: frozenset[str] = frozenset(
+    {
+        ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".wmv", ".flv", ".mpg", ".mpeg", ".ts",
+        ".m2ts", ".mts", ".3gp", ".ogv", ".vob", ".y4m",
+    }
+)  # fmt: skip
+"""Lower-case suffixes of files that ``gansr upscale`` treats as videos when named explicitly."""
+
+# Output containers kept for a video input; anything else becomes Matroska, which holds every
+# audio and subtitle codec, so the source's streams can always be copied untouched.
+_VIDEO_KEPT = {".mp4": ".mp4", ".m4v": ".mp4", ".mov": ".mov", ".mkv": ".mkv"}
+
+
+def is_video(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` names a video by its suffix (see :data:`VIDEO_SUFFIXES`)."""
+    return os.path.splitext(path)[1].lower() in VIDEO_SUFFIXES
+
+
+def video_output_ext(source: Path) -> str:
+    """The output suffix for a video input: ``.mp4``, ``.mov`` and ``.mkv`` are kept (``.m4v``
+    becomes ``.mp4``), any other container becomes ``.mkv``."""
+    return _VIDEO_KEPT.get(source.suffix.lower(), ".mkv")
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Part ``index`` (1-based) of ``count``: this process does the items whose position modulo
+    ``count`` is ``index - 1`` (image jobs in sorted order, or a video's segments), so ``count``
+    processes started with ``1/count`` ... ``count/count`` share the work without talking to each
+    other."""
+
+    index: int = 1
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        for value in (self.index, self.count):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"shard must be K/N with integers, got {self.index!r}/{self.count!r}")
+        if not 1 <= self.index <= self.count:
+            raise ConfigError(f"shard K/N needs 1 <= K <= N, got {self.index}/{self.count}")
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+    def owns(self, position: int) -> bool:
+        """Whether the item at ``position`` (0-based) is this shard's."""
+        return position % self.count == self.index - 1
+
+    def select(self, items: Sequence[Job]) -> list[Job]:
+        """This shard's part of ``items``, taken from their order sorted by source path."""
+        ordered = sorted(items, key=lambda job: os.fspath(job.source))
+        return [item for position, item in enumerate(ordered) if self.owns(position)]
+
+    @classmethod
+    def parse(cls, text: str, env: Mapping[str, str] | None = None) -> Shard:
+        """``"K/N"``, or ``"auto"``: ``RANK``/``WORLD_SIZE`` (set by ``torchrun``), else a Slurm
+        array job's ``SLURM_ARRAY_TASK_ID`` (less ``SLURM_ARRAY_TASK_MIN``) and
+        ``SLURM_ARRAY_TASK_COUNT``, else ``1/1``.
+
+        Raises:
+            ConfigError: malformed text or environment values.
+        """
+        env = os.environ if env is None else env
+        if text.strip().lower() == "auto":
+            try:
+                if "RANK" in env and "WORLD_SIZE" in env:
+                    return cls(int(env["RANK"]) + 1, int(env["WORLD_SIZE"]))
+                if "SLURM_ARRAY_TASK_ID" in env and "SLURM_ARRAY_TASK_COUNT" in env:
+                    task = int(env["SLURM_ARRAY_TASK_ID"]) - int(env.get("SLURM_ARRAY_TASK_MIN", "0"))
+                    return cls(task + 1, int(env["SLURM_ARRAY_TASK_COUNT"]))
+            except ValueError:
+                raise ConfigError("--shard auto: RANK/WORLD_SIZE or SLURM_ARRAY_* are not integers") from None
+            return cls()
+        match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+        if not match:
+            raise ConfigError(f"shard must be K/N (e.g. 2/4) or auto, got {text!r}")
+        return cls(int(match[1]), int(match[2]))
 
 
 @dataclass(frozen=True)
@@ -158,9 +245,12 @@ def default_suffix(scale: int, outscale: float | None = None, size: tuple[int, i
 
 def output_ext(source: Path, ext: str) -> str:
     """The output suffix for ``source``: ``auto`` keeps PNG, JPEG and WebP and makes anything else
-    (BMP, TIFF, ...) PNG; otherwise ``.png``, ``.jpg`` or ``.webp``."""
+    (BMP, TIFF, ...) PNG; otherwise ``.png``, ``.jpg`` or ``.webp``. A video input gets
+    :func:`video_output_ext` whatever ``ext`` says (it chooses image formats)."""
     if ext not in OUTPUT_EXTS:
         raise ConfigError(f"output format must be one of {', '.join(OUTPUT_EXTS)}, got {ext!r}")
+    if is_video(source):
+        return video_output_ext(source)
     if ext == "auto":
         suffix = source.suffix.lower()
         return suffix if suffix in _KEPT_BY_AUTO else ".png"
