@@ -43,9 +43,9 @@ FAMILIES = ("gaussian", "generalized", "plateau")
 
 
 @pytest.fixture(scope="module")
-def baby(shared_data: Path) -> torch.Tensor:
+def baby(set5: Path) -> torch.Tensor:
     """A real RGB photo (Set5 baby, 512x512), float32 in [0, 1]."""
-    return read_image(shared_data / "Set5" / "baby.png", channels="rgb").pixels
+    return read_image(set5 / "baby.png", channels="rgb").pixels
 
 
 @pytest.fixture

@@ -11,6 +11,8 @@ import asyncio
 import io
 import struct
 import tempfile
+import threading
+import time
 import warnings
 import zlib
 from pathlib import Path
@@ -200,6 +202,8 @@ def test_models_and_health(client):
     assert bic["scale"] == 4 and bic["description"]
     health = client.get("/api/health").json()
     assert health["status"] == "ok" and health["device"] == "cpu" and health["active"] == 0
+    assert health["waiting"] == 0 and health["jobs"] == 0 and health["memory_used_bytes"] == 0
+    assert health["memory_budget_bytes"] >= 256_000_000  # automatic: half the available RAM
     assert health["limits"]["max_upload_bytes"] == int(MAX_UPLOAD_MB * 1e6)
     assert health["limits"]["max_pixels"] == MAX_PIXELS
     assert health["limits"]["max_output_pixels"] == MAX_OUTPUT_PIXELS
@@ -214,7 +218,7 @@ def test_openapi_documents_the_three_endpoints(client):
     assert "bicubic" in form["properties"]["model"]["enum"]
     assert form["properties"]["format"]["enum"] == ["png", "jpeg", "webp"]
     assert {"image/png", "image/jpeg", "image/webp"} <= set(upscale["responses"]["200"]["content"])
-    assert {"400", "413", "415", "422", "503"} <= set(upscale["responses"])
+    assert {"400", "408", "413", "415", "422", "503"} <= set(upscale["responses"])
     models = spec["paths"]["/api/models"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
     assert models["items"]["$ref"].endswith("/ModelInfo")
     assert {"name", "description", "scale", "default"} <= set(
@@ -370,17 +374,82 @@ def test_other_bad_fields(client, crop):
 # --------------------------------------------------------------------------- limits, overload, failures
 
 
+def hold_memory(c: TestClient, nbytes: int):
+    """Reserve ``nbytes`` of the app's memory budget on its own event loop, as a request in progress would."""
+    budget = c.app.state.budget
+
+    async def reserve():
+        held = budget.reservation()
+        await held.reserve(nbytes, deadline=asyncio.get_running_loop().time() + 1)
+        return held
+
+    held = c.portal.call(reserve)
+    return lambda: c.portal.call(held.release)
+
+
 def test_overload_gives_503_with_retry_after(crop):
-    config = ServeConfig(workers=1, queue=0, device="cpu")
+    """With the memory budget in use and no waiting allowed, an upload gets 503 with Retry-After,
+    and the connection is closed (the rest of its body is never read)."""
+    config = ServeConfig(workers=1, queue=0, memory_budget_mb=64, device="cpu", default_model="bicubic")
     with TestClient(create_app(config)) as c:
-        pool = c.app.state.pool
-        held = pool.admit()  # the only slot, as if another upload were in progress
+        release = hold_memory(c, c.app.state.budget.budget)  # all of it: even the upload is refused
+        r = post(c, encoded(crop))
+        assert_error(r, 503, "busy")
+        assert int(r.headers["retry-after"]) >= 1 and r.headers["connection"] == "close"
+        release()
+        release = hold_memory(c, 60_000_000)  # room for the upload, not for the job
         r = post(c, encoded(crop))
         assert_error(r, 503, "busy")
         assert int(r.headers["retry-after"]) >= 1
-        held.release()
+        release()
         assert post(c, encoded(crop)).status_code == 200
-        assert c.get("/api/health").json()["active"] == 0  # every slot was given back
+        health = c.get("/api/health").json()
+        assert health["active"] == 0 and health["memory_used_bytes"] == 0  # everything was given back
+
+
+def test_a_request_waits_for_memory_and_then_succeeds(crop):
+    """Over the budget for now, an upload waits (bounded) instead of failing, and runs once memory is free."""
+    config = ServeConfig(workers=1, queue=4, memory_budget_mb=64, max_wait_s=20, device="cpu")
+    with TestClient(create_app(config)) as c:
+        release = hold_memory(c, 60_000_000)
+        timer = threading.Timer(1.0, release)
+        timer.start()
+        try:
+            started = time.monotonic()
+            r = post(c, encoded(crop), model="bicubic")
+            waited = time.monotonic() - started
+        finally:
+            timer.join()
+        assert r.status_code == 200, r.text
+        assert waited >= 0.9  # it waited for the memory rather than being refused
+        assert c.get("/api/health").json()["memory_used_bytes"] == 0
+
+
+def test_a_wait_longer_than_the_bound_is_503(crop):
+    config = ServeConfig(workers=1, queue=4, memory_budget_mb=64, max_wait_s=0.5, device="cpu")
+    with TestClient(create_app(config)) as c:
+        release = hold_memory(c, 60_000_000)
+        try:
+            started = time.monotonic()
+            r = post(c, encoded(crop), model="bicubic")
+            assert time.monotonic() - started < 10
+            assert_error(r, 503, "busy")
+            assert int(r.headers["retry-after"]) >= 1
+        finally:
+            release()
+        assert c.get("/api/health").json()["active"] == 0
+
+
+def test_a_job_larger_than_the_whole_budget_is_413(crop):
+    """An image that would need more memory than the server may use at all is refused at once
+    (waiting could never help), while a smaller outscale of it fits."""
+    config = ServeConfig(memory_budget_mb=20, max_output_pixels=10**8, device="cpu", default_model="bicubic")
+    big = crop.resize((320, 240))
+    with TestClient(create_app(config)) as c:
+        assert_error(post(c, encoded(big)), 413, "memory", "budget", "smaller")
+        r = post(c, encoded(big), outscale="1.5")
+        assert r.status_code == 200, r.text
+        assert c.get("/api/health").json()["memory_used_bytes"] == 0
 
 
 def test_internal_errors_are_generic_and_logged(crop, monkeypatch, caplog):
@@ -441,6 +510,36 @@ def test_operator_checkpoint_is_offered_by_name(tmp_path, crop):
         assert_error(post(c, encoded(crop), model=str(path)), 400, "not a path")
 
 
+def test_every_model_has_its_own_one_line_description(client):
+    """The picker tells the models apart: no two share a description, none is blank or multi-line."""
+    descriptions = [m["description"] for m in client.get("/api/models").json()]
+    assert all(d.strip() and "\n" not in d and len(d) <= 200 for d in descriptions), descriptions
+    assert len(set(descriptions)) == len(descriptions), descriptions
+
+
+def test_checkpoint_descriptions_and_their_fallback(tmp_path):
+    """A checkpoint's ``description`` metadata is what the picker shows (as one line); without one,
+    a line is made from what the metadata says, never an empty or shared label."""
+    from gansr import models
+    from gansr.serve.catalog import describe
+
+    net = models.create("msrresnet", num_feat=8, num_block=1, scale=2)
+    noted = models.save(net, tmp_path / "noted.safetensors", metadata={"description": "  A test\nmodel  "})
+    plain = models.save(net, tmp_path / "plain.safetensors")
+    with TestClient(create_app(ServeConfig(device="cpu"), models=[noted, plain])) as c:
+        listed = {m["name"]: m["description"] for m in c.get("/api/models").json()}
+    assert listed["noted"] == "A test model"
+    assert listed["plain"].startswith("msrresnet x2") and "plain.safetensors" in listed["plain"]
+
+    gray = {"arch": "msrresnet", "in_channels": 1, "recipe_preset": "mnist_x4_plus"}
+    colour = {"arch": "msrresnet", "in_channels": 3, "recipe_preset": "srgan_x4_bsds"}
+    assert describe(gray, scale=4) == "msrresnet x4 for grayscale images (recipe mnist_x4_plus)"
+    assert describe(gray, scale=4) != describe(colour, scale=4)
+    assert describe({}, scale=2) == "model x2"
+    assert describe({"description": "   "}, scale=2) == "model x2"
+    assert len(describe({"description": "word " * 100}, scale=4)) <= 200
+
+
 def test_config_validation():
     with pytest.raises(ConfigError, match="workers"):
         ServeConfig(workers=0)
@@ -472,7 +571,9 @@ def test_cli_without_the_extra_says_how_to_install(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "uvicorn", None)  # import uvicorn -> ImportError
     assert main(["serve", "--port", "0"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("gansr: error:") and "pip install 'gansr[serve]'" in err and err.count("\n") == 1
+    # The command follows how gansr was installed (editable here: `pip install -e '.[serve]'`).
+    assert err.startswith("gansr: error:") and "pip install" in err and "[serve]'" in err
+    assert err.count("\n") == 1
 
 
 def test_cli_busy_port_is_a_one_line_error(capsys):

@@ -106,6 +106,10 @@ def test_upload_compare_and_download(base_url, set5, tmp_path, artifacts):
             # Accessible names of the controls.
             model = page.get_by_label("Model")
             assert model.input_value() == "bicubic"
+            # The picker shows each model's one-line description (from /api/models).
+            listed = {m["name"]: m["description"] for m in httpx.get(base_url + "/api/models").json()}
+            expect(page.locator("#model-desc")).to_have_text(listed["bicubic"])
+            assert page.locator("#model option[value='bicubic']").get_attribute("title") == listed["bicubic"]
             scale = page.get_by_label("Output scale")
             assert scale.input_value() == "4"
             assert page.get_by_label("Format").input_value() == "png"

@@ -30,9 +30,11 @@ PRESETS = [
     "realsr_x4",
     "realsrnet_x4",
     "srgan_x4",
+    "srgan_x4_attention",
     "srgan_x4_bsds",
     "srresnet_x4",
     "vaegan_cppn_mnist",
+    "vaegan_cppn_mnist_x4",
 ]
 
 

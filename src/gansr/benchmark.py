@@ -498,7 +498,7 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"Photo LR images come from the degradation `{deg['name']}` (seed {deg['seed']}, drawn per "
             f"image): `[{steps}]`. Grid is the JPEG-grid ratio of the SR outputs: the mean step across "
             f"the {8 * report['scale']}-pixel block boundaries that the LR's 8x8 JPEG blocks become, over "
-            "the mean step at the other lines of the LR pixel grid (~1.0: no visible grid). The "
+            "the mean step everywhere else (~1.0: no visible grid). The "
             "published reference numbers are for clean bicubic LR, so they are not listed.",
             "",
         ]

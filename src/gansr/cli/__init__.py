@@ -28,6 +28,7 @@ COMMANDS: tuple[str, ...] = (
     "train",
     "degrade",
     "interp",
+    "sample",
     "serve",
 )
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -64,8 +63,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from tqdm import tqdm
-
     from gansr.cli import error
     from gansr.data import resolve_benchmark
     from gansr.errors import ConfigError
@@ -77,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         is_mnist_folder,
         resolve_model,
     )
+    from gansr.upscale.progress import Progress
 
     if args.scale < 1:
         raise ConfigError(f"--scale must be a positive integer, got {args.scale}")
@@ -88,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
         if args.niqe:
             raise ConfigError("--niqe needs images of at least 192x96 pixels; MNIST digits are 28x28")
         model = resolve_model(args.model, args.scale)
-        with tqdm(desc="eval", unit="digit", leave=False, disable=None, file=sys.stderr) as bar:
+        total = min(args.max_images or MNIST_HELD_OUT, MNIST_HELD_OUT)
+        with Progress("eval", total, unit="digits") as bar:
             result = evaluate_mnist(
                 model,
                 args.data,
@@ -110,11 +109,12 @@ def run(args: argparse.Namespace) -> int:
         degradation = Degradation.resolve(args.degradation, args.scale, seed=args.seed)
     model = resolve_model(args.model, args.scale)
 
-    with tqdm(desc="eval", unit="img", leave=False, disable=None, file=sys.stderr) as bar:
+    with Progress("eval", _count_images(folder), unit="images") as bar:
 
-        def on_image(name: str) -> None:
-            bar.set_postfix_str(name)
-            bar.update()
+        def on_image(name: str) -> None:  # called as each image starts
+            if bar.item:
+                bar.update()
+            bar.set_item(name)
 
         result = evaluate_folder(
             model,
@@ -127,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
             on_image=on_image,
             degradation=degradation,
         )
+        bar.update(bar.total - bar.done)  # the last image
     for line in result.errors:
         error(line)
     if args.json:
@@ -137,3 +138,17 @@ def run(args: argparse.Namespace) -> int:
         error(f"{folder}: none of the {len(result.errors)} images could be measured")
         return 2
     return 1 if result.errors else 0
+
+
+MNIST_HELD_OUT = 2000  # the digits gansr.evaluate.evaluate_mnist measures at most
+
+
+def _count_images(folder) -> int:  # noqa: ANN001 (a Path; imported lazily)
+    """How many images ``gansr eval`` will measure in ``folder`` (0 when it cannot tell)."""
+    from gansr.data.io import list_images
+    from gansr.errors import DataError
+
+    try:
+        return len(list_images(folder))
+    except DataError:
+        return 0

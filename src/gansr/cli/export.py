@@ -59,8 +59,15 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from gansr.cli import error
+    from gansr.cli.extras import has_module, install_hint
     from gansr.cli.models import parse_size
     from gansr.errors import ConfigError, ModelError
+
+    for package in ("onnx", "onnxruntime"):  # checked first: the hint depends on how gansr was installed
+        if not has_module(package):
+            raise ConfigError(
+                f"ONNX export needs the '{package}' package, from the onnx extra: {install_hint('onnx')}"
+            )
     from gansr.models.export import export_onnx, verify_onnx
 
     if not 7 <= args.opset <= 21:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 
-EXTRA_HINT = "install with pip install 'gansr[serve]'"
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
@@ -17,8 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Serve a web page and a JSON/HTTP API (OpenAPI docs at /docs) for upscaling images. "
             "Binds to 127.0.0.1 by default: the app has no authentication, so only expose it on a "
             "trusted network. Inference runs in --workers threads; with --queue more requests "
-            "waiting, further ones get 503 with Retry-After. Needs the serve extra: "
-            "pip install 'gansr[serve]'."
+            "waiting, further ones get 503 with Retry-After. Needs the serve extra (pip install "
+            "-e '.[serve]' in a clone, pip install 'gansr[serve]' from a package index)."
         ),
     )
     p.add_argument(
@@ -91,6 +90,7 @@ def _bind(host: str, port: int):  # -> socket.socket
 
 
 def run(args: argparse.Namespace) -> int:
+    from gansr.cli.extras import install_hint
     from gansr.errors import ConfigError
 
     try:
@@ -98,7 +98,10 @@ def run(args: argparse.Namespace) -> int:
         import python_multipart  # noqa: F401
         import uvicorn
     except ImportError as exc:
-        raise ConfigError(f"the web app needs {exc.name or 'fastapi and uvicorn'}: {EXTRA_HINT}") from None
+        missing = exc.name or "fastapi and uvicorn"
+        raise ConfigError(
+            f"the web app needs {missing}, from the serve extra: {install_hint('serve')}"
+        ) from None
     import torch
 
     from gansr.serve import ServeConfig, create_app

@@ -25,7 +25,10 @@ outputs: written next to each input as <stem><suffix>.<ext> (suffix _x4 from the
 unless -o names a folder (created; subfolders of folder inputs are kept) or, for one input, a
 file. Existing outputs are skipped unless --overwrite; inputs are never overwritten, and two
 inputs never share an output (a.png + a.jpg -> a_x4.png, a_jpg_x4.png). Files inside a folder
-input that are outputs of another input (photo_x4.png beside photo.png) are not upscaled again.
+input that are outputs of another input (photo_x4.png beside photo.png) are not upscaled again
+(a note names them). Folders and globs contribute PNG, JPEG, BMP, TIFF, WebP and GIF files; an
+animated image gives its first frame, with a warning. Temporary files that a killed run left in
+an output folder are removed by the next run.
 --ext auto keeps PNG, JPEG and WebP and writes PNG for other formats; JPEG output of an image
 with alpha is composited onto white. 16-bit PNGs stay 16-bit, gray stays gray, alpha and the
 ICC profile are kept, EXIF orientation is applied.
@@ -47,7 +50,8 @@ videos: a named file with a video suffix (.mp4, .mkv, .mov, .webm, .avi, ...; fo
 globs give images only) is upscaled frame by frame, streamed, into <stem><suffix>.mp4, .mkv or
 .mov (other containers become .mkv; -o may name .mp4 .mkv .mov .webm .avi .ts): H.264 CRF 18
 4:2:0 by default (--codec, --crf, --preset), every frame's timestamp kept, audio and subtitle
-streams copied untouched. Needs PyAV: pip install 'gansr[video]'.
+streams copied untouched. Needs PyAV, from the video extra (pip install -e '.[video]' in a clone,
+pip install 'gansr[video]' from a package index).
 
 long videos: the work is done in segments (--segment-frames, default about 10 s of video)
 kept in .<output name>.parts/ beside the output until the end. --resume continues an
@@ -113,7 +117,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="refuse inputs with more pixels (default: gansr.data.DEFAULT_MAX_PIXELS, 89,478,485)",
     )
     p.add_argument(
-        "--quiet", "-q", action="store_true", help="no progress bars or summary (errors still shown)"
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="no progress, notes or summary (errors and warnings still shown)",
     )
     video = p.add_argument_group("video")
     video.add_argument(
@@ -187,6 +194,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from gansr.cli import EXIT_USER_ERROR, error
+    from gansr.cli.extras import has_module, install_hint
     from gansr.data.io import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES
     from gansr.errors import ConfigError
     from gansr.upscale.batch import (
@@ -196,7 +204,8 @@ def run(args: argparse.Namespace) -> int:
         collect_inputs,
         default_suffix,
         is_video,
-        plan_jobs,
+        plan_batch,
+        remove_stale_outputs,
         run_batch,
     )
     from gansr.upscale.upscaler import Upscaler
@@ -234,6 +243,9 @@ def run(args: argparse.Namespace) -> int:
         shard = Shard.parse(args.shard) if args.shard else Shard()
         if args.merge and not any(is_video(item.path) for item in inputs):
             raise ConfigError("--merge joins the segments of sharded videos; no video input was given")
+        if any(is_video(item.path) for item in inputs) and not has_module("av"):
+            # Before any work, with the install command that fits how this gansr was installed.
+            raise ConfigError(f"video needs PyAV, from the video extra: {install_hint('video')}")
 
         upscaler = Upscaler(
             args.model,
@@ -248,11 +260,17 @@ def run(args: argparse.Namespace) -> int:
             if args.suffix is not None
             else default_suffix(upscaler.scale, args.outscale, args.size)
         )
-        jobs = plan_jobs(
+        plan = plan_batch(
             inputs, suffix=suffix, ext=args.ext or "auto", output=output, output_is_file=output_is_file
         )
+        jobs = plan.jobs
+        if plan.left_out and not args.quiet:
+            _note(_left_out_line(plan.left_out))
         video_jobs = [job for job in jobs if is_video(job.source)]
         image_jobs = [] if args.merge else shard.select([job for job in jobs if not is_video(job.source)])
+        removed = remove_stale_outputs(image_jobs)
+        if removed and not args.quiet:
+            _note(f"removed {len(removed)} temporary file(s) an interrupted run left ({removed[0]}, ...)")
         summary = BatchSummary()
         if image_jobs:
             summary = run_batch(
@@ -262,8 +280,9 @@ def run(args: argparse.Namespace) -> int:
                 size=args.size,
                 overwrite=args.overwrite,
                 max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
-                progress=not args.quiet and sys.stderr.isatty(),
+                progress=not args.quiet,  # a bar on a terminal, plain lines in a pipe or log
                 on_error=error,
+                on_warning=lambda line: print(f"gansr: warning: {line}", file=sys.stderr),
             )
         if video_jobs and not summary.interrupted:
             summary = _combine(summary, _run_videos(args, upscaler, video_jobs, shard))
@@ -294,6 +313,17 @@ def _run_videos(
     )
     notes = (lambda line: None) if args.quiet else None
     return run_video_jobs(upscaler, jobs, options, merge_only=args.merge, on_error=error, on_note=notes)
+
+
+def _note(line: str) -> None:
+    print(f"gansr: note: {line}", file=sys.stderr)
+
+
+def _left_out_line(left_out: Sequence[tuple[object, str]]) -> str:
+    """One line naming the files found in folders that are not inputs, and why (first few)."""
+    shown = ", ".join(f"{path} ({reason})" for path, reason in left_out[:3])
+    more = f", and {len(left_out) - 3} more" if len(left_out) > 3 else ""
+    return f"{len(left_out)} file(s) in the input folders are not inputs: {shown}{more}"
 
 
 def _device(device: str, shard: str | None) -> str:

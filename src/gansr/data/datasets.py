@@ -112,6 +112,14 @@ def resolve_degradation(spec: DegradationSpec, scale: float) -> Callable[..., to
     return pipe
 
 
+def lr_size(hr_size: tuple[int, int], scale: float) -> tuple[int, int]:
+    """The LR ``(h, w)`` of an HR ``(H, W)``: ``H // scale`` for an integer scale, else the
+    nearest whole size (28x28 at 28/26 gives 26x26)."""
+    if isinstance(scale, int):
+        return hr_size[0] // scale, hr_size[1] // scale
+    return max(1, round(hr_size[0] / scale)), max(1, round(hr_size[1] / scale))
+
+
 def _check_scale(scale: int) -> int:
     if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
         raise ConfigError(f"scale must be a positive integer, got {scale!r}")
@@ -140,14 +148,14 @@ def _modcrop(img: torch.Tensor, scale: int) -> torch.Tensor:
 
 
 def _degrade(
-    fn: Callable[..., torch.Tensor], hr: torch.Tensor, scale: int, gen: torch.Generator
+    fn: Callable[..., torch.Tensor], hr: torch.Tensor, scale: float, gen: torch.Generator
 ) -> torch.Tensor:
     lr = fn(hr, generator=gen)
-    expected = (hr.shape[-2] // scale, hr.shape[-1] // scale)
+    expected = lr_size((hr.shape[-2], hr.shape[-1]), scale)
     if tuple(lr.shape[-2:]) != expected:
         raise ConfigError(
             f"the degradation made a {lr.shape[-1]}x{lr.shape[-2]} LR from a "
-            f"{hr.shape[-1]}x{hr.shape[-2]} HR; x{scale} needs {expected[1]}x{expected[0]}"
+            f"{hr.shape[-1]}x{hr.shape[-2]} HR; x{scale:g} needs {expected[1]}x{expected[0]}"
         )
     return lr
 
@@ -444,29 +452,43 @@ def _find_idx(root: Path, prefix: str, kind: str, rank: int) -> Path | None:
     return None
 
 
+_MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"  # as in gansr.data.download.DATASETS
+MNIST_FILES = ("t10k", "train")
+"""The two MNIST IDX file sets: the 10,000 test digits and the 60,000 official training digits."""
+
+
 class MNISTDataset(_SeededDataset):
     """MNIST digits from IDX files, HR 1x28x28, LR by the MNIST protocol (4x box average to 7x7
     plus N(0, 10^2) noise, :func:`gansr.degrade.mnist_degrade`) unless ``degradation`` is given.
 
-    The project's split of the 10,000-image ``t10k`` file: ``"train"`` is all but the last 2,000
-    images (the first 8,000), ``"test"`` the last 2,000; ``"all"``, a ``slice`` or a ``range``
-    select other parts.
+    Either file can be read: ``file="t10k"`` (10,000 digits) or ``file="train"`` (the official
+    60,000 training digits). Splits of the file: ``"train"`` is all but the last 2,000 images
+    (the first 8,000 of ``t10k``), ``"test"`` the last 2,000; ``"all"``, a ``slice`` or a
+    ``range`` select other parts. The project's held-out digits are the ``"test"`` split of
+    ``t10k``: training on ``t10k``'s ``"train"`` split or on any part of the ``train`` file never
+    sees them.
 
     Args:
         root: a folder holding ``{file}-images-idx3-ubyte`` (or ``.gz``, or ``{file}-images.idx3-ubyte``)
             and optionally the matching labels file, or the images file itself.
         split: ``"train"``, ``"test"``, ``"all"``, a slice or a range of image indices.
         file: ``"t10k"`` (default) or ``"train"`` (the 60,000-image file).
-        degradation: see the module docs; default the MNIST protocol.
+        scale: HR size / LR size of the degradation: 4 for the MNIST protocol (28 -> 7), or
+            e.g. ``28 / 26`` with a degradation that shrinks to 26x26 (reference design 001).
+        degradation: see the module docs; default the MNIST protocol (``scale`` 4 only).
         seed: base seed of the noise.
         per_epoch: fresh noise each epoch (training) or fixed noise per item (a fixed test set);
             default ``True`` for the ``"train"`` split and ``False`` otherwise.
 
     Items carry ``"label"`` (0-9) when a labels file is present.
+
+    Raises:
+        DataError: the files are missing (the message says where to get them and where to put
+            them) or unreadable.
+        ConfigError: bad ``file``, ``split``, ``scale`` or degradation.
     """
 
     TEST_SIZE = 2000
-    scale = 4
 
     def __init__(
         self,
@@ -474,11 +496,19 @@ class MNISTDataset(_SeededDataset):
         *,
         split: str | slice | range = "train",
         file: str = "t10k",
+        scale: float = 4,
         degradation: DegradationSpec = None,
         seed: int = 0,
         per_epoch: bool | None = None,
     ) -> None:
         super().__init__(seed, split == "train" if per_epoch is None else per_epoch)
+        if file not in MNIST_FILES:
+            raise ConfigError(f"MNIST file must be 't10k' or 'train', got {file!r}")
+        if isinstance(scale, bool) or not isinstance(scale, int | float) or not scale >= 1:
+            raise ConfigError(f"MNIST scale must be a number >= 1, got {scale!r}")
+        if degradation is None and scale != 4:
+            raise ConfigError(f"the MNIST protocol is x4; give a degradation for x{scale:g}")
+        self.scale = scale
         root = Path(root)
         if root.is_file():
             images_path: Path | None = root
@@ -490,7 +520,11 @@ class MNISTDataset(_SeededDataset):
             images_path = _find_idx(root, file, "images", 3)
             labels_path = _find_idx(root, file, "labels", 1)
         if images_path is None:
-            raise DataError(f"{root}: no {file}-images-idx3-ubyte[.gz] file")
+            raise DataError(
+                f"{root}: no {file}-images-idx3-ubyte[.gz] file; download it with "
+                f"gansr.data.fetch_dataset('mnist', ...) or put {_MNIST_URL}{file}-images-idx3-ubyte.gz "
+                f"(and its labels file) in {root}"
+            )
         images = read_idx(images_path)
         if images.ndim != 3 or images.dtype != np.uint8:
             raise DataError(

@@ -291,6 +291,7 @@ class RemoteDataset:
 _DIV2K = "https://data.vision.ee.ethz.ch/cvl/DIV2K/"
 _MNIST = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 _MNIST_MIRROR = "http://yann.lecun.com/exdb/mnist/"
+_MNIST_GCS = "https://storage.googleapis.com/cvdf-datasets/mnist/"
 _HF = "https://huggingface.co/datasets/eugenesiow/"
 
 
@@ -311,14 +312,53 @@ def _div2k_lr(split: str, scale: int, sha256: str | None = None, size: int | Non
     return _div2k(f"DIV2K_{split}_LR_bicubic_X{scale}", sha256, size, f"DIV2K_{split}_LR_bicubic/X{scale}")
 
 
-def _mnist(name: str, md5: str) -> RemoteFile:
+def _mnist(name: str, md5: str, sha256: str, size: int) -> RemoteFile:
     return RemoteFile(
-        _MNIST + name, name, md5=md5, mirrors=(_MNIST_MIRROR + name,), extract=False, provides=name
+        _MNIST + name,
+        name,
+        sha256=sha256,
+        md5=md5,
+        size=size,
+        mirrors=(_MNIST_GCS + name, _MNIST_MIRROR + name),
+        extract=False,
+        provides=name,
     )
 
 
-# DIV2K sizes and SHA-256 from TensorFlow Datasets' url_checksums/div2k.txt; MNIST and STL-10 MD5s
-# are the ones torchvision verifies. The other files have no published checksum.
+# MD5s as torchvision verifies them; SHA-256 and sizes as TensorFlow Datasets / torchvision list
+# them (the same bytes on all three hosts).
+_MNIST_TRAIN = (
+    _mnist(
+        "train-images-idx3-ubyte.gz",
+        "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+        "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+        9912422,
+    ),
+    _mnist(
+        "train-labels-idx1-ubyte.gz",
+        "d53e105ee54ea40749a09fcbcd1e9432",
+        "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+        28881,
+    ),
+)
+_MNIST_TEST = (
+    _mnist(
+        "t10k-images-idx3-ubyte.gz",
+        "9fb629c4189551a2d022fa330f9573f3",
+        "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+        1648877,
+    ),
+    _mnist(
+        "t10k-labels-idx1-ubyte.gz",
+        "ec29112dd5afa0611ce80d1b7f02629c",
+        "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+        4542,
+    ),
+)
+
+
+# DIV2K sizes and SHA-256 from TensorFlow Datasets' url_checksums/div2k.txt; MNIST (above) and
+# STL-10 MD5s are the ones torchvision verifies. The other files have no published checksum.
 _DIV2K_TRAIN_HR = _div2k(
     "DIV2K_train_HR", "9d0b9c463f6e35b6c62cc6a930ee2224f670b34c1df841a57670f9acf0f6c335", 3530603713
 )
@@ -382,14 +422,17 @@ DATASETS: dict[str, RemoteDataset] = {
     "mnist": RemoteDataset(
         "MNIST",
         "mnist",
-        (
-            _mnist("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
-            _mnist("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432"),
-            _mnist("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3"),
-            _mnist("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c"),
-        ),
+        (*_MNIST_TRAIN, *_MNIST_TEST),
         "http://yann.lecun.com/exdb/mnist/",
         "the four IDX files, kept gzip-compressed (MNISTDataset reads them as they are)",
+    ),
+    "mnist_train": RemoteDataset(
+        "MNIST training digits",
+        "mnist",
+        _MNIST_TRAIN,
+        "http://yann.lecun.com/exdb/mnist/",
+        "the 60,000 official training digits (train-*-idx*-ubyte.gz), 9.5 MB, into the same folder "
+        "as the t10k files: train with data.mnist_file=train",
     ),
     "stl10": RemoteDataset(
         "STL-10",

@@ -21,12 +21,10 @@ from __future__ import annotations
 import errno
 import io
 import os
-import secrets
 import struct
 import warnings
 import zlib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, BinaryIO, Literal
@@ -35,6 +33,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from gansr.data.atomic import atomic_write, remove_stale_temporaries
 from gansr.errors import DataError
 
 __all__ = [
@@ -47,6 +46,7 @@ __all__ = [
     "image_size",
     "list_images",
     "read_image",
+    "remove_stale_temporaries",
     "to_pil",
     "write_image",
 ]
@@ -65,6 +65,8 @@ Channels = Literal["keep", "rgb", "gray"]
 ImageSource = str | os.PathLike[str] | bytes | bytearray | BinaryIO | Image.Image
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# errno values that mean the file could not be read at all (reported as the OS says, not as damage).
+_SYSTEM_ERRNOS = frozenset({errno.EIO, errno.ENAMETOOLONG, errno.ENOTDIR, errno.ENXIO, errno.ENODEV})
 # Pillow rawmodes of the 16-bit PNG kinds it reduces to 8 bits; value: samples per pixel.
 _PNG16_RAWMODES = {"RGB;16B": 3, "RGBA;16B": 4, "LA;16B": 2}
 # Adam7 passes: (x0, y0, dx, dy).
@@ -94,6 +96,8 @@ class LoadedImage:
         icc_profile: the embedded ICC profile, or ``None`` (also ``None`` after a CMYK source was
             converted to sRGB, since a CMYK profile does not describe the RGB pixels).
         path: the file it came from, when read from a path.
+        frames: how many frames the source holds (an animated GIF, WebP or PNG has more than
+            one); only the first is decoded.
     """
 
     pixels: torch.Tensor
@@ -103,6 +107,7 @@ class LoadedImage:
     format: str | None
     icc_profile: bytes | None
     path: Path | None
+    frames: int = 1
 
     @property
     def height(self) -> int:
@@ -149,7 +154,7 @@ def read_image(
     try:
         if isinstance(source, Image.Image):
             arr, alpha, bit_depth, mode, icc = _decode(source, name, max_pixels)
-            fmt = source.format
+            fmt, frames = source.format, _frame_count(source)
         else:
             if path is not None and path.is_file() and path.stat().st_size == 0:
                 raise DataError(f"{name}: empty file")
@@ -159,13 +164,24 @@ def read_image(
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
                 img = Image.open(stream if stream is not None else path)
             with img:
+                frames = _frame_count(img)  # before decoding: seeking frames after load() reloads
                 arr, alpha, bit_depth, mode, icc = _decode(img, name, max_pixels)
                 fmt = img.format
     except (DataError, MemoryError):
         raise
     except Exception as exc:
         raise _open_error(name, exc, "corrupt or truncated image") from None
-    return _finish(arr, alpha, bit_depth, mode, fmt, icc, path, channels)
+    loaded = _finish(arr, alpha, bit_depth, mode, fmt, icc, path, channels)
+    loaded.frames = frames
+    return loaded
+
+
+def _frame_count(img: Image.Image) -> int:
+    """Frames in an (animated) image, from the header where the format allows; 1 when unknown."""
+    try:
+        return max(1, int(getattr(img, "n_frames", 1) or 1))
+    except Exception:  # counting GIF frames scans the file: damage shows up in the decode instead
+        return 1
 
 
 def from_pil(
@@ -479,12 +495,20 @@ def _open_error(name: str, exc: Exception, damaged: str) -> DataError:
     """The one-line :class:`DataError` for an exception raised while opening or decoding ``name``."""
     if isinstance(exc, Image.DecompressionBombError):
         return DataError(f"{name}: image too large ({_one_line(exc)})")
+    if isinstance(exc, OSError) and exc.errno == errno.ELOOP:
+        return DataError(f"{name}: symbolic link loop (the link points back to itself)")
     if isinstance(exc, FileNotFoundError):
+        if os.path.islink(name):
+            target = os.readlink(name)
+            return DataError(f"{name}: broken symbolic link (its target {target!r} does not exist)")
         return DataError(f"{name}: no such file")
     if isinstance(exc, IsADirectoryError):
         return DataError(f"{name}: is a folder, not an image")
     if isinstance(exc, PermissionError):
         return DataError(f"{name}: permission denied")
+    if isinstance(exc, OSError) and exc.errno in _SYSTEM_ERRNOS:
+        # The operating system failed to read the file: not damaged image data.
+        return DataError(f"{name}: {exc.strerror or os.strerror(exc.errno)}")
     if isinstance(exc, UnidentifiedImageError):
         return DataError(f"{name}: not an image file (unknown or unsupported format)")
     # Pillow raises many types on damaged data (OSError, SyntaxError, ValueError, ...).
@@ -664,36 +688,6 @@ def write_image(
     return dest
 
 
-@contextmanager
-def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
-    """Open a temporary file beside ``path`` for binary writing; on success it is flushed,
-    fsynced and ``os.replace``\\ d onto ``path``, on any exception (also ``KeyboardInterrupt``)
-    removed. The temporary file is created with mode 0o666 minus the umask, like ``open()``.
-
-    Raises:
-        IsADirectoryError: ``path`` is an existing folder (the CLI prints it as one line).
-    """
-    dest = Path(path)
-    if dest.is_dir():
-        # Checked first: os.replace onto a folder fails late with a confusing EBUSY/EISDIR.
-        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(dest))
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-    except FileExistsError as exc:  # a file stands where a folder of the path should be
-        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), exc.filename) from None
-    tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def _chunk(ctype: bytes, payload: bytes) -> bytes:
     return struct.pack(">I", len(payload)) + ctype + payload + struct.pack(">I", zlib.crc32(ctype + payload))
 
@@ -744,8 +738,11 @@ def _encode_png16(arr: np.ndarray, icc_profile: bytes | None, filters: np.ndarra
 # --------------------------------------------------------------------------- listing
 
 
-def list_images(root: str | os.PathLike[str], *, recursive: bool = True) -> list[Path]:
-    """Image files under ``root`` (by suffix, case-insensitive), sorted by path.
+def list_images(
+    root: str | os.PathLike[str], *, recursive: bool = True, suffixes: frozenset[str] = IMAGE_SUFFIXES
+) -> list[Path]:
+    """Image files under ``root`` (by suffix, case-insensitive: lower-case ``suffixes``, default
+    :data:`IMAGE_SUFFIXES`), sorted by path.
 
     Hidden files (names starting with ``.``, e.g. macOS ``._x.png`` resource forks) are skipped.
     Symlinked folders are followed once each. A ``root`` that is itself an image file gives
@@ -756,7 +753,7 @@ def list_images(root: str | os.PathLike[str], *, recursive: bool = True) -> list
     """
     base = Path(root)
     if base.is_file():
-        if base.suffix.lower() in IMAGE_SUFFIXES:
+        if base.suffix.lower() in suffixes:
             return [base]
         raise DataError(f"{base}: not an image file (suffix {base.suffix!r})")
     if not base.is_dir():
@@ -773,6 +770,6 @@ def list_images(root: str | os.PathLike[str], *, recursive: bool = True) -> list
         found.extend(
             Path(folder) / f
             for f in files
-            if not f.startswith(".") and os.path.splitext(f)[1].lower() in IMAGE_SUFFIXES
+            if not f.startswith(".") and os.path.splitext(f)[1].lower() in suffixes
         )
     return sorted(found)

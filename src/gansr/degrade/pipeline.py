@@ -212,9 +212,13 @@ PRESETS: Mapping[str, tuple[Mapping[str, Any], ...]] = MappingProxyType(
         ),
         # Photos as people have them (what gansr's real-photo models train on): the second-order
         # structure of realworld_x4 with the strength of a phone or web photo, not of a worst case
-        # (milder blur, resizes within 0.5-1.3x, noise in fewer samples, JPEG 40-95). Trained on
-        # realworld_x4, a model in a CPU budget learned to smooth everything (worse than bicubic
-        # on a JPEG-60 photo after 1,200 steps); on this one it learns to deblock and sharpen.
+        # (milder blur, resizes within 0.5-1.3x, noise in fewer samples). It ends the way web
+        # images are made: resized, then saved as JPEG (quality 30-95, 9 in 10 samples), so the
+        # 8x8 blocks sit on the LR pixel grid as in a downscaled JPEG; an earlier JPEG (half the
+        # samples) gives blocks that were resized afterwards. Trained on realworld_x4, a model in
+        # a CPU budget learned to smooth everything (worse than bicubic on a JPEG-60 photo after
+        # 1,200 steps); with the final JPEG in random order (half before the resize) it learned
+        # to denoise but kept the block grid of a downscaled JPEG.
         "realphoto_x4": (
             {"type": "blur", "kernel_size": [7, 15], "sigma": [0.2, 1.5], "sinc_prob": 0.05, "p": 0.7},
             {"type": "random_resize", "directions": {"up": 0.2, "down": 0.5, "keep": 0.3},
@@ -222,10 +226,9 @@ PRESETS: Mapping[str, tuple[Mapping[str, Any], ...]] = MappingProxyType(
             {"type": "noise", "sigma": [1.0, 10.0], "gray_prob": 0.4, "p": 0.4},
             {"type": "poisson_noise", "scale": [0.05, 1.0], "gray_prob": 0.4, "p": 0.3},
             {"type": "jpeg", "quality": [50, 95], "p": 0.5},
-            {"type": "random_order", "groups": [
-                [{"type": "resize_to", "scale": 0.25}, {"type": "sinc", "kernel_size": [7, 15], "p": 0.2}],
-                [{"type": "jpeg", "quality": [40, 95], "p": 0.85}],
-            ]},
+            {"type": "resize_to", "scale": 0.25},
+            {"type": "sinc", "kernel_size": [7, 15], "p": 0.2},
+            {"type": "jpeg", "quality": [30, 95], "p": 0.9},
         ),  # fmt: skip
         # Real-world photos (Real-ESRGAN's second-order model, noise a little milder): two rounds of
         # blur, random resize, noise and JPEG, then the resize to exactly 1/4 with a sinc filter

@@ -13,6 +13,8 @@ l1, mse             L1Loss, MSELoss          sr, hr
 charbonnier         CharbonnierLoss          sr, hr
 perceptual          PerceptualLoss           sr, hr
 ssim, ms_ssim       SSIMLoss, MSSSIMLoss     sr, hr
+gradient            GradientLoss             sr, hr (neighbour steps, block-grid weight)
+ldl                 LDLLoss                  sr, hr (+ sr_ema, the EMA generator's output)
 feature_matching    FeatureMatchingLoss      fake_features, real_features
 kl                  KLLoss                   mu, logvar
 vanilla, lsgan,     VanillaGANLoss, ...      fake_logits (+ real_logits, required by ragan)
@@ -31,6 +33,7 @@ from gansr.losses.adversarial import (
     gradient_penalty,
 )
 from gansr.losses.artifacts import LDLLoss, artifact_map
+from gansr.losses.gradient import GradientLoss
 from gansr.losses.base import Loss
 from gansr.losses.feature_matching import FeatureMatchingLoss
 from gansr.losses.kl import KLLoss, kl_divergence
@@ -48,6 +51,7 @@ from gansr.losses.registry import LOSS_TYPES, build_loss
 from gansr.losses.structural import MSSSIMLoss, SSIMLoss
 
 __all__ = [
+    "GradientLoss",
     "LDLLoss",
     "artifact_map",
     "ADVERSARIAL_TYPES",

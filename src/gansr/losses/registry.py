@@ -11,6 +11,7 @@ from gansr.losses.adversarial import ADVERSARIAL_TYPES
 from gansr.losses.artifacts import LDLLoss
 from gansr.losses.base import Loss
 from gansr.losses.feature_matching import FeatureMatchingLoss
+from gansr.losses.gradient import GradientLoss
 from gansr.losses.kl import KLLoss
 from gansr.losses.perceptual import PerceptualLoss
 from gansr.losses.pixel import CharbonnierLoss, L1Loss, MSELoss
@@ -28,6 +29,7 @@ LOSS_TYPES: dict[str, type[Loss]] = {
     "feature_matching": FeatureMatchingLoss,
     "kl": KLLoss,
     "ldl": LDLLoss,
+    "gradient": GradientLoss,
     **ADVERSARIAL_TYPES,
 }
 """Every ``type`` a loss config entry may name; the class's keyword arguments are its options."""

@@ -38,6 +38,7 @@ FORMAT_VERSION = "1"
 SUFFIX = ".safetensors"
 DIR_FILENAME = "model.safetensors"
 FOREIGN_SUFFIXES = frozenset({".pth", ".pt", ".ckpt"})
+ONNX_SUFFIX = ".onnx"  # run through onnxruntime (gansr.upscale.onnx_model)
 
 # Header keys written by :func:`save`; user metadata may not reuse them (they are merged flat on read).
 _INT_KEYS = ("scale", "in_channels", "out_channels", "size_multiple")
@@ -154,6 +155,112 @@ def _gansr_version() -> str:
     return __version__
 
 
+# Globals a weights-only torch.load accepts in plain tensor checkpoints; any other names a Python
+# object, which is what makes torch refuse the file.
+_TENSOR_GLOBALS = ("torch.", "collections.OrderedDict", "_codecs.encode", "builtins.set")
+_STRING_OPS = frozenset({"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING",
+                         "BINSTRING", "STRING"})  # fmt: skip
+
+
+def torch_load(path: Path, *, unreadable: str, **kwargs: Any) -> Any:
+    """``torch.load(path, weights_only=True, **kwargs)`` with failures as one-line ModelErrors.
+
+    A pickle that holds Python objects gives ``refusing to unpickle PATH: it holds Python objects
+    (NAME) ...``; anything else ``PATH: <unreadable> (<reason>)``. torch's own multi-line text,
+    with its advice to pass ``weights_only=False``, never reaches the user.
+    """
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol 4": the error says enough
+            return torch.load(path, weights_only=True, **kwargs)
+    except Exception as exc:  # torch raises KeyError/EOFError/RuntimeError/UnpicklingError... on garbage
+        raise torch_load_error(path, exc, unreadable=unreadable) from None
+
+
+def torch_load_error(path: Path, exc: BaseException, *, unreadable: str) -> ModelError:
+    """The one-line ModelError for a failed weights-only ``torch.load`` (see :func:`torch_load`)."""
+    import pickle
+    import re
+
+    text = str(exc)
+    if isinstance(exc, pickle.UnpicklingError):
+        # torch names the refused global in several phrasings ("Unsupported global: GLOBAL x.y",
+        # "unsupported GLOBAL posix.system whose module ..."); protocol-4 pickles it cannot parse
+        # at all, so their globals are read from the opcodes here (nothing is executed).
+        found = re.search(r"GLOBAL ([\w.]+)", text)
+        name = found[1] if found else _first_object_global(path)
+        if name:
+            return ModelError(
+                f"refusing to unpickle {path}: it holds Python objects ({name}), not just tensors; "
+                "gansr reads PyTorch files with torch.load(weights_only=True) only"
+            )
+        return ModelError(f"{path}: {unreadable} (invalid or unsupported pickle data)")
+    if isinstance(exc, EOFError):
+        return ModelError(f"{path}: {unreadable} (the file ends too early: empty or truncated)")
+    if isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError):
+        return ModelError(f"{path}: {unreadable} ({exc.strerror or type(exc).__name__})")
+    reason = " ".join((text.strip().splitlines() or [""])[0].split())
+    reason = reason.split(". ")[0].rstrip(".")  # torch appends paragraphs of advice after the cause
+    if not reason or "weights_only" in reason:
+        reason = type(exc).__name__
+    if isinstance(exc, OSError):  # torch reading a cut-off zip archive: EINVAL from a seek
+        reason = f"damaged or truncated file: {exc.strerror or reason}"
+    return ModelError(f"{path}: {unreadable} ({reason})")
+
+
+def _first_object_global(path: Path) -> str | None:
+    """The first global in ``path``'s pickles that is not part of a plain tensor checkpoint."""
+    import io
+    import pickletools
+    import zipfile
+
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                name = next((n for n in archive.namelist() if n.rsplit("/", 1)[-1] == "data.pkl"), None)
+                data = archive.read(name) if name else b""
+        else:
+            with open(path, "rb") as fh:
+                data = fh.read(64 << 20)  # the legacy format's pickles come before the tensor data
+    except (OSError, zipfile.BadZipFile, KeyError):
+        return None
+    stream = io.BytesIO(data)
+    strings: list[str] = []  # the strings pushed so far, for STACK_GLOBAL (module, then name)
+    memo: dict[int, str] = {}
+    memo_size = 0
+    try:
+        for _ in range(6):  # the legacy format has up to five pickles back to back
+            top = None  # the string the last opcode pushed, if it pushed one
+            for op, arg, _pos in pickletools.genops(stream):
+                name, pushed = None, None
+                if op.name in ("GLOBAL", "INST"):
+                    name = str(arg).replace(" ", ".")
+                elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    name = f"{strings[-2]}.{strings[-1]}"
+                elif op.name in _STRING_OPS:
+                    pushed = arg.decode("latin-1") if isinstance(arg, bytes) else str(arg)
+                elif op.name in ("BINGET", "LONG_BINGET", "GET"):
+                    pushed = memo.get(int(arg))
+                elif op.name in ("MEMOIZE", "BINPUT", "LONG_BINPUT", "PUT"):
+                    index = memo_size if op.name == "MEMOIZE" else int(arg)
+                    memo_size = max(memo_size, index + 1)
+                    if top is not None:
+                        memo[index] = top
+                    continue  # storing leaves the stack (and so ``top``) as it was
+                if pushed is not None:
+                    strings.append(pushed)
+                top = pushed
+                if name and not name.startswith(_TENSOR_GLOBALS):
+                    return name
+            if stream.tell() >= len(data):
+                break
+    except Exception:  # damaged data: nothing more to learn from it
+        return None
+    return None
+
+
 def _open_error(path: Path, exc: Exception) -> ModelError:
     reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return ModelError(f"{path}: not a valid .safetensors file ({reason})")
@@ -236,7 +343,7 @@ def shipped_models() -> dict[str, Path]:
 
 def _looks_like_path(spec: str) -> bool:
     suffix = Path(spec).suffix.lower()
-    return "/" in spec or os.sep in spec or suffix == SUFFIX or suffix in FOREIGN_SUFFIXES
+    return "/" in spec or os.sep in spec or suffix in (SUFFIX, ONNX_SUFFIX) or suffix in FOREIGN_SUFFIXES
 
 
 def _resolve(spec: str | os.PathLike[str]) -> Path:
@@ -266,8 +373,10 @@ def load(
     ``path_or_name`` may be a gansr ``.safetensors`` checkpoint, a directory holding
     ``model.safetensors``, a foreign ``.pth``/``.pt`` file (ESRGAN, Real-ESRGAN, BasicSR; see
     :func:`gansr.models.interop.load_foreign`), a ``.safetensors`` file in one of those foreign
-    layouts, or the name of a shipped model. The returned model has a ``metadata`` dict: for
-    gansr checkpoints what :func:`read_metadata` returns plus ``source`` (the file).
+    layouts, an ``.onnx`` model (run by onnxruntime, when installed: see
+    :mod:`gansr.upscale.onnx_model`), or the name of a shipped model. The returned model has a
+    ``metadata`` dict: for gansr checkpoints what :func:`read_metadata` returns plus ``source``
+    (the file).
 
     Args:
         map_location: device the model is moved to.
@@ -276,8 +385,13 @@ def load(
 
     Raises:
         ModelError: unknown name, missing or corrupt file, unsupported layout, state-dict mismatch.
+        ConfigError: an ``.onnx`` file without onnxruntime installed.
     """
     file = _resolve(path_or_name)
+    if file.suffix.lower() == ONNX_SUFFIX:
+        from gansr.upscale.onnx_model import load_onnx
+
+        return load_onnx(file)  # runs on the CPU through onnxruntime, whatever map_location says
     if file.suffix.lower() in FOREIGN_SUFFIXES:
         from gansr.models.interop import load_foreign
 

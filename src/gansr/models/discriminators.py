@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from gansr.errors import ConfigError, ModelError
+from gansr.models.attention import WindowAttention, check_attention
 from gansr.models.blocks import Discriminator, check_choice, check_int, crop_to, pad_to_multiple
 
 __all__ = ["MnistFeatureD", "PatchDiscriminator", "SRGANDiscriminator", "WGANCritic"]
@@ -81,6 +82,11 @@ class SRGANDiscriminator(Discriminator):
         pool_size: side of the adaptive pooling grid, or None to flatten.
         input_size: the input side the flatten variant is built for (unused when pooling).
         dense: width of the hidden dense layer.
+        attention: add a windowed self-attention block (:mod:`gansr.models.attention`) after the
+            fourth conv, on the quarter-resolution ``2 * num_feat`` map (global on a 96x96
+            input's 24x24 map when the window is 24 or more; linear in the image otherwise).
+        attention_window: its window side in pixels of that map.
+        attention_heads: its heads (must divide ``2 * num_feat``).
     """
 
     arch = "srgan_d"
@@ -92,6 +98,9 @@ class SRGANDiscriminator(Discriminator):
         pool_size: int | None = 6,
         input_size: int = 96,
         dense: int = 1024,
+        attention: bool = False,
+        attention_window: int = 8,
+        attention_heads: int = 4,
     ) -> None:
         check_int(self.arch, "in_channels", in_channels)
         check_int(self.arch, "num_feat", num_feat)
@@ -99,16 +108,21 @@ class SRGANDiscriminator(Discriminator):
             check_int(self.arch, "pool_size", pool_size)
         check_int(self.arch, "input_size", input_size)
         check_int(self.arch, "dense", dense)
-        super().__init__(
-            {
-                "in_channels": in_channels,
-                "num_feat": num_feat,
-                "pool_size": pool_size,
-                "input_size": input_size,
-                "dense": dense,
-            },
-            in_channels=in_channels,
-        )
+        if not isinstance(attention, bool):
+            raise ConfigError(f"model {self.arch!r}: attention must be true or false, got {attention!r}")
+        config = {
+            "in_channels": in_channels,
+            "num_feat": num_feat,
+            "pool_size": pool_size,
+            "input_size": input_size,
+            "dense": dense,
+            "attention": attention,
+            "attention_window": attention_window,
+            "attention_heads": attention_heads,
+        }
+        if attention:
+            check_attention(self.arch, 2 * num_feat, attention_heads, attention_window)
+        super().__init__(config, in_channels=in_channels)
         self.input_size = input_size
         widths = [num_feat * m for m in (1, 1, 2, 2, 4, 4, 8, 8)]
         layers: list[nn.Module] = []
@@ -119,6 +133,8 @@ class SRGANDiscriminator(Discriminator):
                 layers.append(nn.BatchNorm2d(width))
             layers.append(nn.LeakyReLU(0.2))
             prev = width
+            if attention and i == 3:
+                layers.append(WindowAttention(width, heads=attention_heads, window=attention_window))
         self.features = nn.Sequential(*layers)
         side = pool_size if pool_size is not None else _strided_side(input_size, 4)
         self.pool = nn.AdaptiveAvgPool2d(pool_size) if pool_size is not None else nn.Identity()

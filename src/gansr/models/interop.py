@@ -26,9 +26,7 @@ Supported layouts (``model.metadata["format"]``):
 from __future__ import annotations
 
 import os
-import pickle
 import re
-import warnings
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,29 +73,10 @@ def read_pth(path: str | os.PathLike[str]) -> tuple[State, str | None]:
     file = Path(path)
     if not file.is_file():
         raise ModelError(f"{file}: no such checkpoint file")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol 4": the error says enough
-            obj = torch.load(file, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        # weights_only names the first class it refused; other failures are plain corruption.
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
-        if found:
-            raise ModelError(
-                f"refusing to unpickle {file}: it holds Python objects ({found.group(1)}), not just tensors; "
-                "gansr reads .pth files with torch.load(weights_only=True) only"
-            ) from None
-        raise ModelError(
-            f"{file}: not a readable PyTorch checkpoint (invalid or unsupported pickle data)"
-        ) from None
-    except Exception as exc:  # torch.load raises KeyError/EOFError/RuntimeError... on garbage
-        raise ModelError(f"{file}: not a readable PyTorch checkpoint ({_first_line(exc)})") from None
+    from gansr.models.checkpoint import torch_load
+
+    obj = torch_load(file, unreadable="not a readable PyTorch checkpoint", map_location="cpu")
     return unwrap(obj, source=file)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
 def unwrap(obj: Any, *, source: Path | str = "<state dict>") -> tuple[State, str | None]:

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gansr.models.attention import WindowAttention, check_attention
 from gansr.models.blocks import (
     Generator,
     ResidualBlockNoBN,
@@ -69,6 +70,11 @@ class SRResNet(Generator):
         num_block: number of residual blocks (16 in the paper).
         scale: 2, 3, 4 or 8 (x3 is one PixelShuffle(3) stage, the others PixelShuffle(2) stages).
         norm: ``"batch"`` (the paper) or ``"none"`` (BN removed, as ESRGAN recommends).
+        attention: windowed self-attention blocks (:mod:`gansr.models.attention`) spread evenly
+            between the residual blocks, at LR resolution; 0 (the paper) for none. Consecutive
+            ones alternate shifted windows.
+        attention_window: their window side in LR pixels (memory and time linear in the image).
+        attention_heads: their heads (must divide ``num_feat``).
     """
 
     arch = "srresnet"
@@ -80,27 +86,40 @@ class SRResNet(Generator):
         num_block: int = 16,
         scale: int = 4,
         norm: str = "batch",
+        attention: int = 0,
+        attention_window: int = 8,
+        attention_heads: int = 4,
     ) -> None:
         check_int(self.arch, "in_channels", in_channels)
         check_int(self.arch, "num_feat", num_feat)
         check_int(self.arch, "num_block", num_block, minimum=0)
         check_int(self.arch, "scale", scale, choices=(2, 3, 4, 8))
         check_choice(self.arch, "norm", norm, ("batch", "none"))
-        super().__init__(
-            {
-                "in_channels": in_channels,
-                "num_feat": num_feat,
-                "num_block": num_block,
-                "scale": scale,
-                "norm": norm,
-            },
-            scale=scale,
-            in_channels=in_channels,
-            out_channels=in_channels,
-        )
+        check_int(self.arch, "attention", attention, minimum=0)
+        config = {
+            "in_channels": in_channels,
+            "num_feat": num_feat,
+            "num_block": num_block,
+            "scale": scale,
+            "norm": norm,
+            "attention": attention,
+            "attention_window": attention_window,
+            "attention_heads": attention_heads,
+        }
+        if attention:
+            check_attention(self.arch, num_feat, attention_heads, attention_window)
+        super().__init__(config, scale=scale, in_channels=in_channels, out_channels=in_channels)
         batch_norm = norm == "batch"
         self.conv_first = nn.Sequential(nn.Conv2d(in_channels, num_feat, 9, 1, 4), nn.PReLU())
         self.body = make_layer(lambda: _BNResidualBlock(num_feat, batch_norm), num_block)
+        if attention:
+            # After residual blocks k * num_block / (attention + 1): evenly through the body.
+            layers: list[nn.Module] = list(self.body)
+            for k in range(attention, 0, -1):
+                shift = (k - 1) % 2 == 1
+                block = WindowAttention(num_feat, heads=attention_heads, window=attention_window, shift=shift)
+                layers.insert(round(k * num_block / (attention + 1)), block)
+            self.body = nn.Sequential(*layers)
         self.conv_body = nn.Sequential(
             nn.Conv2d(num_feat, num_feat, 3, 1, 1), nn.BatchNorm2d(num_feat) if batch_norm else nn.Identity()
         )
@@ -123,7 +142,10 @@ class SRResNet(Generator):
         self, dtype: torch.dtype = torch.float32, channels_last: bool = True
     ) -> FusedSRResNet | None:
         """An inference-only copy computing the same function faster (see :class:`FusedSRResNet`);
-        None when a PReLU has one slope per channel (not expressible as a fused LeakyReLU)."""
+        None when a PReLU has one slope per channel (not expressible as a fused LeakyReLU) or the
+        body has attention blocks (the fused body is convolutions only)."""
+        if self.config.get("attention"):
+            return None
         prelus = [m for m in self.modules() if isinstance(m, nn.PReLU)]
         if any(prelu_slope(m) is None for m in prelus):
             return None

@@ -2,17 +2,25 @@
 
 The LR image goes through a small conv encoder to a latent Gaussian ``(mu, logvar)``; ``z`` is
 drawn with the reparameterization trick in training (``z = mu + eps * std``) and is ``mu`` in
-eval mode. A CPPN — an MLP evaluated independently at every output pixel — maps
+eval mode. A CPPN — an MLP evaluated independently at every output pixel — maps, in one of two
+forms (``form``),
 
-    g(z, x, y, r, lr_feat(x, y)) -> pixel
+    "lr_features" (default):  g(z, x, y, r, lr_feat(x, y)) -> pixel
+    "latent" (design 001's):  f(z, x, y, r) -> pixel
 
 with ``x, y`` the pixel centre in ``[-1, 1]`` (``-1``/``1`` are the image edges), ``r`` its
 distance from the centre, ``tanh`` hidden layers and a ``sigmoid`` output. ``lr_feat`` are LR
 features (and the LR pixels themselves) sampled bilinearly at the pixel's position in
 continuous coordinates (``grid_sample``, ``align_corners=False``, border clamp: the same mapping
 as ``F.interpolate(..., mode="bilinear", align_corners=False)``), which is what makes the CPPN
-super-resolve the given image rather than draw a generic digit. Because the image is a function
-of continuous coordinates, one input renders at 28x28, 100x100 or 1800x1800 alike.
+super-resolve the given image rather than draw a generic digit. The ``latent`` form is the
+reference design's: everything the CPPN knows about the image passes through ``z``, so it can
+also draw from a latent alone (:meth:`VAECPPN.sample`, ``z`` from the N(0, I) prior). Because
+the image is a function of continuous coordinates, one input renders at 28x28, 100x100 or
+1800x1800 alike, and the scale need not be an integer (26x26 -> 28x28 in design 001).
+
+:func:`random_cppn` builds an untrained CPPN with large random weights, the reference's (and
+hardmaru's cppn-tensorflow) way of drawing abstract gray or colour images from a random latent.
 
 Rendering is chunked over pixels (``chunk_size`` per step, default 2**16), so the MLP's
 activations never exist for the whole output at once: an 1800x1800 render stays far below 2 GB.
@@ -22,6 +30,7 @@ cannot tell neighbouring pixel positions apart at high output resolutions.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -29,9 +38,23 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gansr.errors import ConfigError
-from gansr.models.blocks import Generator, check_int
+from gansr.models.blocks import Generator, check_choice, check_int
 
-__all__ = ["VAECPPN"]
+__all__ = ["FORMS", "VAECPPN", "random_cppn"]
+
+FORMS = ("lr_features", "latent")
+"""The CPPN's inputs: ``(z, x, y, r, LR features)`` or the reference design's ``(z, x, y, r)``."""
+
+
+def _check_scale(scale: object) -> int | float:
+    if (
+        isinstance(scale, bool)
+        or not isinstance(scale, int | float)
+        or not math.isfinite(scale)
+        or scale <= 0
+    ):
+        raise ConfigError(f"model 'vae_cppn': scale must be a positive number, got {scale!r}")
+    return scale
 
 
 class VAECPPN(Generator):
@@ -39,12 +62,19 @@ class VAECPPN(Generator):
 
     Args:
         in_channels: image channels (1 for MNIST); the output has the same count.
-        scale: the default upscaling factor when ``forward`` gets no ``size``.
+        scale: the default upscaling factor when ``forward`` gets no ``size``; any positive number
+            (``28 / 26`` for design 001's 26x26 -> 28x28; the default size is then rounded). The
+            ``scale`` attribute is the nearest integer (>= 1), the factor the rest of gansr (the
+            Upscaler's default output size, the checkpoint header) works with; the number given
+            here is ``exact_scale``. Ask for a size (``Upscaler.upscale(lr, size=(28, 28))``,
+            ``gansr upscale --size 28x28``) to get exactly 28x28 from 26x26 outside ``forward``.
         num_feat: width of the LR feature convs (the encoder uses ``2 * num_feat``).
         latent_dim: size of the latent ``z``.
         cppn_width: width of the CPPN's hidden layers.
         cppn_depth: number of ``tanh`` hidden layers of the CPPN.
         chunk_size: output pixels rendered per step (bounds the peak memory).
+        form: ``"lr_features"`` (the CPPN also reads LR features at every pixel) or ``"latent"``
+            (the reference design's f(z, x, y, r); it can also draw from the prior).
     """
 
     arch = "vae_cppn"
@@ -53,36 +83,41 @@ class VAECPPN(Generator):
     def __init__(
         self,
         in_channels: int = 1,
-        scale: int = 4,
+        scale: int | float = 4,
         num_feat: int = 32,
         latent_dim: int = 32,
         cppn_width: int = 64,
         cppn_depth: int = 3,
         chunk_size: int = 65536,
+        form: str = "lr_features",
     ) -> None:
         check_int(self.arch, "in_channels", in_channels)
-        check_int(self.arch, "scale", scale)
+        _check_scale(scale)
         check_int(self.arch, "num_feat", num_feat)
         check_int(self.arch, "latent_dim", latent_dim)
         check_int(self.arch, "cppn_width", cppn_width)
         check_int(self.arch, "cppn_depth", cppn_depth)
         check_int(self.arch, "chunk_size", chunk_size)
+        check_choice(self.arch, "form", form, FORMS)
+        config = {
+            "in_channels": in_channels,
+            "scale": scale,
+            "num_feat": num_feat,
+            "latent_dim": latent_dim,
+            "cppn_width": cppn_width,
+            "cppn_depth": cppn_depth,
+            "chunk_size": chunk_size,
+            "form": form,
+        }
+        # ``scale`` stays an integer for the rest of gansr (the Upscaler's default factor, the
+        # checkpoint header): the nearest one; ``exact_scale`` is what forward's default size uses.
         super().__init__(
-            {
-                "in_channels": in_channels,
-                "scale": scale,
-                "num_feat": num_feat,
-                "latent_dim": latent_dim,
-                "cppn_width": cppn_width,
-                "cppn_depth": cppn_depth,
-                "chunk_size": chunk_size,
-            },
-            scale=scale,
-            in_channels=in_channels,
-            out_channels=in_channels,
+            config, scale=max(1, round(scale)), in_channels=in_channels, out_channels=in_channels
         )
+        self.exact_scale: int | float = scale
         self.latent_dim = latent_dim
         self.chunk_size = chunk_size
+        self.form = form
         # LR features: sampled by the CPPN at every output pixel and fed to the encoder.
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, num_feat, 3, 1, 1),
@@ -107,7 +142,9 @@ class VAECPPN(Generator):
         # so the z term is computed once per image instead of once per pixel.
         self.cppn_z = nn.Linear(latent_dim, cppn_width)
         self.cppn_coord = nn.Linear(3, cppn_width, bias=False)
-        self.cppn_lr = nn.Linear(num_feat + in_channels, cppn_width, bias=False)
+        self.cppn_lr = (
+            nn.Linear(num_feat + in_channels, cppn_width, bias=False) if form == "lr_features" else None
+        )
         self.cppn_hidden = nn.ModuleList(nn.Linear(cppn_width, cppn_width) for _ in range(cppn_depth - 1))
         self.cppn_out = nn.Linear(cppn_width, in_channels)
 
@@ -124,37 +161,47 @@ class VAECPPN(Generator):
         eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
         return mu + eps * torch.exp(0.5 * logvar)
 
-    def render(self, z: Tensor, cond: Tensor, size: tuple[int, int]) -> Tensor:
+    def render(self, z: Tensor, cond: Tensor | None, size: tuple[int, int]) -> Tensor:
         """Evaluate the CPPN at every pixel of a ``size`` grid, ``chunk_size`` pixels at a time.
 
         Args:
             z: latents ``(N, latent_dim)``.
-            cond: LR conditioning maps ``(N, num_feat + in_channels, h, w)``.
+            cond: LR conditioning maps ``(N, num_feat + in_channels, h, w)`` for the
+                ``lr_features`` form; ``None`` for the ``latent`` form.
             size: output ``(H, W)``.
 
         Returns:
             ``(N, out_channels, H, W)`` in ``(0, 1)``.
         """
+        if (cond is None) != (self.cppn_lr is None):
+            raise ConfigError(
+                f"model 'vae_cppn' ({self.form} form): "
+                + ("needs LR conditioning maps" if cond is None else "takes no LR conditioning")
+            )
         n = z.shape[0]
         height, width = size
-        device = cond.device
-        coord_dtype = torch.float64 if cond.dtype == torch.float64 else torch.float32
+        device = z.device
+        wide = z.dtype == torch.float64 or (cond is not None and cond.dtype == torch.float64)
+        coord_dtype = torch.float64 if wide else torch.float32
         mlp_dtype = self.cppn_coord.weight.dtype
         # Pixel centres in [-1, 1] with -1/1 at the image edges (grid_sample's align_corners=False).
         ys = (torch.arange(height, device=device, dtype=coord_dtype) + 0.5) * (2.0 / height) - 1.0
         xs = (torch.arange(width, device=device, dtype=coord_dtype) + 0.5) * (2.0 / width) - 1.0
-        cond = cond.to(coord_dtype)
-        base = self.cppn_z(z).unsqueeze(1)  # (N, 1, width): once per image
+        base = self.cppn_z(z.to(mlp_dtype)).unsqueeze(1)  # (N, 1, width): once per image
         total = height * width
         chunks = []
         for start in range(0, total, self.chunk_size):
             idx = torch.arange(start, min(total, start + self.chunk_size), device=device)
             x, y = xs[idx % width], ys[idx // width]
-            grid = torch.stack((x, y), -1).reshape(1, 1, -1, 2).expand(n, -1, -1, -1)
-            sampled = F.grid_sample(cond, grid, mode="bilinear", padding_mode="border", align_corners=False)
-            sampled = sampled.flatten(2).transpose(1, 2).to(mlp_dtype)  # (N, P, C_cond)
             coords = torch.stack((x, y, torch.sqrt(x * x + y * y)), -1).to(mlp_dtype)  # (P, 3)
-            h = torch.tanh(base + self.cppn_coord(coords) + self.cppn_lr(sampled))
+            pre = base + self.cppn_coord(coords)
+            if cond is not None and self.cppn_lr is not None:
+                grid = torch.stack((x, y), -1).reshape(1, 1, -1, 2).expand(n, -1, -1, -1)
+                sampled = F.grid_sample(
+                    cond.to(coord_dtype), grid, mode="bilinear", padding_mode="border", align_corners=False
+                )
+                pre = pre + self.cppn_lr(sampled.flatten(2).transpose(1, 2).to(mlp_dtype))  # (N, P, C)
+            h = torch.tanh(pre)
             for layer in self.cppn_hidden:
                 h = torch.tanh(layer(h))
             chunks.append(torch.sigmoid(self.cppn_out(h)))
@@ -172,7 +219,7 @@ class VAECPPN(Generator):
 
         Args:
             lr: LR batch in ``[0, 1]``.
-            size: output ``(H, W)``; defaults to ``(scale * h, scale * w)``.
+            size: output ``(H, W)``; defaults to :meth:`default_size` (``scale`` times the LR).
             return_latent: also return ``mu`` and ``logvar`` (for the KL term).
             generator: RNG for the reparameterization noise in training mode (torch's default
                 RNG when None); unused in eval mode, where ``z = mu``.
@@ -181,17 +228,65 @@ class VAECPPN(Generator):
             ``sr`` ``(N, C, H, W)``, or ``(sr, mu, logvar)`` with ``return_latent``.
         """
         self.check_input(lr)
-        if size is None:
-            out_size = (self.scale * lr.shape[-2], self.scale * lr.shape[-1])
-        else:
-            out_size = _check_size(size)
+        out_size = self.default_size(lr.shape[-2], lr.shape[-1]) if size is None else _check_size(size)
         feat, mu, logvar = self.encode(lr)
         z = self.sample_latent(mu, logvar, generator)
-        # float32 conditioning keeps the LR pixels exact under autocast / bf16 (see module doc).
-        cond_dtype = torch.float64 if lr.dtype == torch.float64 else torch.float32
-        cond = torch.cat((feat.to(cond_dtype), lr.to(cond_dtype)), 1)
+        cond = None
+        if self.cppn_lr is not None:
+            # float32 conditioning keeps the LR pixels exact under autocast / bf16 (see module doc).
+            cond_dtype = torch.float64 if lr.dtype == torch.float64 else torch.float32
+            cond = torch.cat((feat.to(cond_dtype), lr.to(cond_dtype)), 1)
         sr = self.render(z, cond, out_size)
         return (sr, mu, logvar) if return_latent else sr
+
+    def default_size(self, height: int, width: int) -> tuple[int, int]:
+        """The output size for an LR ``height x width`` without ``size``: ``exact_scale`` times it
+        (rounded for a non-integer scale, so 26x26 at 28/26 gives 28x28)."""
+        if isinstance(self.exact_scale, int):
+            return self.exact_scale * height, self.exact_scale * width
+        return max(1, round(self.exact_scale * height)), max(1, round(self.exact_scale * width))
+
+    @torch.no_grad()
+    def sample(
+        self,
+        num: int = 1,
+        size: Sequence[int] = (28, 28),
+        *,
+        generator: torch.Generator | None = None,
+        z: Tensor | None = None,
+    ) -> Tensor:
+        """Draw ``num`` images of ``size`` from latents alone: ``z`` ~ N(0, I) (the VAE's prior).
+
+        Only the ``latent`` form can: the ``lr_features`` form also reads an LR image at every
+        pixel. Any size renders (1800x1800 in ``chunk_size`` steps).
+
+        Args:
+            num: how many images (ignored when ``z`` is given).
+            size: output ``(height, width)``.
+            generator: RNG of the latents (torch's default RNG when None).
+            z: explicit latents ``(N, latent_dim)`` instead of prior draws.
+
+        Returns:
+            ``(N, out_channels, H, W)`` in ``(0, 1)``, float32.
+
+        Raises:
+            ConfigError: the ``lr_features`` form, a bad ``num``/``size`` or latents of the wrong shape.
+        """
+        if self.cppn_lr is not None:
+            raise ConfigError(
+                "model 'vae_cppn' (lr_features form) reads an LR image at every pixel, so it cannot "
+                "draw from a latent alone; train or load one with form 'latent'"
+            )
+        out_size = _check_size(size)
+        param = self.cppn_coord.weight
+        if z is None:
+            if isinstance(num, bool) or not isinstance(num, int) or num < 1:
+                raise ConfigError(f"model 'vae_cppn': num must be a positive integer, got {num!r}")
+            device = generator.device if generator is not None else param.device
+            z = torch.randn(num, self.latent_dim, generator=generator, device=device)
+        elif z.ndim != 2 or z.shape[1] != self.latent_dim:
+            raise ConfigError(f"model 'vae_cppn': z must be (N, {self.latent_dim}), got {tuple(z.shape)}")
+        return self.render(z.to(param.device, torch.float32), None, out_size).float()
 
 
 def _check_size(size: Sequence[int]) -> tuple[int, int]:
@@ -206,3 +301,55 @@ def _check_size(size: Sequence[int]) -> tuple[int, int]:
             f"model 'vae_cppn': size must be (height, width) with positive integers, got {size!r}"
         )
     return int(size[0]), int(size[1])
+
+
+def random_cppn(
+    channels: int = 1,
+    *,
+    latent_dim: int = 8,
+    width: int = 32,
+    depth: int = 4,
+    coord_scale: float = 8.0,
+    seed: int = 0,
+) -> VAECPPN:
+    """An untrained ``latent``-form CPPN with N(0, 1) weights: abstract images from a random latent.
+
+    The reference design draws its gray and colour 1800x1800 pictures this way (after hardmaru's
+    cppn-tensorflow): unit-variance weights saturate the ``tanh`` layers into sharp-edged shapes,
+    and ``coord_scale`` multiplies the coordinates (more, finer structure as it grows). Draw with
+    ``random_cppn(3).sample(1, (1800, 1800))``.
+
+    Args:
+        channels: 1 (gray) or 3 (colour).
+        latent_dim: size of ``z``.
+        width: hidden width of the CPPN.
+        depth: number of ``tanh`` layers.
+        coord_scale: factor on ``x``, ``y`` and ``r`` (> 0).
+        seed: seed of the weights.
+
+    Raises:
+        ConfigError: a bad option.
+    """
+    if channels not in (1, 3) or isinstance(channels, bool):
+        raise ConfigError(f"random CPPN: channels must be 1 (gray) or 3 (colour), got {channels!r}")
+    if isinstance(coord_scale, bool) or not isinstance(coord_scale, int | float) or not coord_scale > 0:
+        raise ConfigError(f"random CPPN: coord_scale must be a positive number, got {coord_scale!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"random CPPN: seed must be a non-negative integer, got {seed!r}")
+    model = VAECPPN(
+        in_channels=channels,
+        latent_dim=latent_dim,
+        cppn_width=width,
+        cppn_depth=depth,
+        num_feat=4,  # the encoder is unused when drawing from latents
+        form="latent",
+    ).eval()
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        layers = [model.cppn_z, model.cppn_coord, *model.cppn_hidden, model.cppn_out]
+        for layer in layers:
+            layer.weight.copy_(torch.randn(layer.weight.shape, generator=gen))
+            if layer.bias is not None:
+                layer.bias.zero_()
+        model.cppn_coord.weight.mul_(coord_scale)
+    return model

@@ -6,10 +6,13 @@ Endpoints (documented at ``/docs`` and ``/openapi.json``):
 * ``GET /api/models``: the models a request may name.
 * ``POST /api/upscale``: a multipart upload in, the upscaled image's bytes out.
 
-Every request to ``/api/upscale`` first reserves a slot in the :class:`InferencePool` (503 with
-``Retry-After`` when none is free), then streams its body in memory with the size limit enforced
-(:mod:`gansr.serve.upload`), checks the form values and the image header against the limits
-(:mod:`gansr.serve.limits`), and only then hands the bytes to a worker thread.
+A request to ``/api/upscale`` streams its body in memory with size and time limits enforced
+(:mod:`gansr.serve.upload`), each chunk charged to the memory budget as it arrives, so a slow
+client holds only what it has sent. Once the body is complete it checks the form values and the
+image header against the limits (:mod:`gansr.serve.limits`), estimates what the job will cost in
+memory (:func:`gansr.serve.worker.job_cost`), reserves that in the budget
+(:mod:`gansr.serve.admission`: at once, or after a bounded wait, or 503 with ``Retry-After``)
+and only then hands the bytes to a worker thread (:class:`~gansr.serve.worker.InferencePool`).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gansr import __version__
+from gansr.serve.admission import MemoryBudget
 from gansr.serve.catalog import ModelEntry, build_catalog
 from gansr.serve.errors import ApiError, ErrorResponse, install_error_handlers
 from gansr.serve.limits import (
@@ -44,8 +48,8 @@ from gansr.serve.limits import (
     parse_outscale,
     sniff_image,
 )
-from gansr.serve.upload import read_upload
-from gansr.serve.worker import InferencePool, upscale_bytes
+from gansr.serve.upload import BodyDeadline, read_upload
+from gansr.serve.worker import InferencePool, job_cost, upscale_bytes
 
 __all__ = ["STATIC_DIR", "Health", "Limits", "ModelInfo", "create_app", "download_name"]
 
@@ -92,16 +96,25 @@ class Health(BaseModel):
     version: str = Field(description="gansr version.")
     device: str = Field(description="The torch device inference runs on.")
     workers: int = Field(description="Images processed at the same time.")
-    queue: int = Field(description="Requests that may wait for a worker before new ones get 503.")
+    queue: int = Field(description="Requests that may wait for memory before new ones get 503.")
     active: int = Field(description="Requests in progress now (uploading, waiting or running).")
+    waiting: int = Field(description="Requests waiting for memory now.")
+    jobs: int = Field(description="Admitted requests waiting for a worker or being processed now.")
+    memory_budget_bytes: int = Field(description="Memory the requests in progress may hold at once.")
+    memory_used_bytes: int = Field(description="Memory they hold now (received uploads, admitted jobs).")
     limits: Limits
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "A missing, empty or malformed field, or an unknown model."},
+    408: {
+        "model": ErrorResponse,
+        "description": "The upload did not arrive in time (a total and an idle deadline apply).",
+    },
     413: {
         "model": ErrorResponse,
-        "description": "The upload or the image (pixels) is larger than the limit.",
+        "description": "The upload or the image (pixels) is larger than the limit, or processing it "
+        "would need more memory than the server's whole budget.",
     },
     415: {"model": ErrorResponse, "description": "Not an image, or an image type outside the allow-list."},
     422: {
@@ -110,7 +123,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     },
     503: {
         "model": ErrorResponse,
-        "description": "All workers and queue places are taken; retry after `Retry-After` seconds.",
+        "description": "The memory budget is in use and the request could not wait for it (the "
+        "line is full or the wait bound passed); retry after `Retry-After` seconds.",
         "headers": {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
     },
 }
@@ -219,7 +233,11 @@ def create_app(
     catalog = build_catalog(models, default=config.default_model)
     by_name = {e.name: e for e in catalog}
     default = next(e for e in catalog if e.default)
-    pool = InferencePool(config.workers, config.queue, device=device)
+    pool = InferencePool(config.workers, device=device)
+    budget = MemoryBudget(
+        config.memory_budget_bytes(), max_waiting=config.queue, retry_after=pool.retry_after
+    )
+    body_deadline = BodyDeadline(total_s=config.body_timeout_s, idle_s=config.body_idle_s)
     limits = Limits(
         max_upload_bytes=config.max_upload_bytes,
         max_pixels=config.max_pixels,
@@ -242,12 +260,15 @@ def create_app(
         description=(
             "Upscale images with gansr's models. Upload an image to `POST /api/upscale` as "
             "multipart/form-data; the response is the upscaled image. Errors are JSON "
-            '`{"detail": "..."}` with a 4xx status; 503 means the server is busy (see `Retry-After`).'
+            '`{"detail": "..."}` with a 4xx status; 503 means the server is busy (see `Retry-After`). '
+            "Requests are admitted by their estimated memory cost within a budget: small images "
+            "queue in large numbers, large ones only while memory allows."
         ),
         lifespan=lifespan,
     )
     app.state.config = config
     app.state.pool = pool
+    app.state.budget = budget
     app.state.catalog = catalog
     app.add_middleware(SecurityHeaders)
     install_error_handlers(app)
@@ -265,7 +286,11 @@ def create_app(
             device=device,
             workers=config.workers,
             queue=config.queue,
-            active=pool.active,
+            active=budget.open,
+            waiting=budget.waiting,
+            jobs=pool.jobs,
+            memory_budget_bytes=budget.budget,
+            memory_used_bytes=budget.used,
             limits=limits,
         )
 
@@ -299,37 +324,47 @@ def create_app(
 
         The image type is recognised from its content (not its name or Content-Type); the upload
         size, the input pixels (read from the header before decoding) and the output pixels are
-        limited (see `GET /api/health`). The response headers `X-Gansr-Input-Size`,
-        `X-Gansr-Output-Size` (`WxH`), `X-Gansr-Model` and `X-Gansr-Seconds` describe the result.
+        limited (see `GET /api/health`). The body must arrive within the server's deadlines (408
+        otherwise). The job's memory cost is estimated from the image header and reserved before
+        it runs: a request that does not fit waits a bounded time, and gets 503 with `Retry-After`
+        when the memory budget stays in use; one larger than the whole budget gets 413. The
+        response headers `X-Gansr-Input-Size`, `X-Gansr-Output-Size` (`WxH`), `X-Gansr-Model` and
+        `X-Gansr-Seconds` describe the result.
         """
-        ticket = pool.admit()
+        loop = asyncio.get_running_loop()
+        reservation = budget.reservation()
         try:
             form = await read_upload(
-                request, file_field="image", text_fields=TEXT_FIELDS, max_file_bytes=config.max_upload_bytes
+                request,
+                file_field="image",
+                text_fields=TEXT_FIELDS,
+                max_file_bytes=config.max_upload_bytes,
+                deadline=body_deadline,
+                on_bytes=reservation.grow,
             )
+            # The wait for memory and a worker is bounded from here: the upload's own time is the
+            # client's and has its own deadlines.
+            start_by = loop.time() + config.max_wait_s
             entry = _resolve_model(form.fields.get("model"), by_name, default)
             outscale = parse_outscale(form.fields.get("outscale"))
             fmt = parse_format(form.fields.get("format"))
-            _, width, height = sniff_image(form.image, max_pixels=config.max_pixels)
-            out_h, out_w = output_size(height, width, scale=entry.scale, outscale=outscale)
+            header = sniff_image(form.image, max_pixels=config.max_pixels)
+            out_h, out_w = output_size(header.height, header.width, scale=entry.scale, outscale=outscale)
             if out_h * out_w > config.max_output_pixels:
                 raise ApiError(
                     422,
                     f"the result would be {out_w}x{out_h} = {out_w * out_h:,} pixels, more than the limit of "
                     f"{config.max_output_pixels:,}; choose a smaller outscale or image",
                 )
+            upscaler = await pool.load(entry)  # its memory estimate is part of the cost
+            cost = job_cost(upscaler, header, (out_h, out_w), fmt, len(form.image))
+            await reservation.reserve(cost, deadline=start_by)
             job = functools.partial(
-                upscale_bytes,
-                pool,
-                entry,
-                form.image,
-                outscale=outscale,
-                fmt=fmt,
-                max_pixels=config.max_pixels,
+                upscale_bytes, upscaler, form.image, outscale=outscale, fmt=fmt, max_pixels=config.max_pixels
             )
-            result = await pool.run(ticket, job)
+            result = await pool.run(job, release=reservation.hand_over(), start_by=start_by)
         finally:
-            ticket.release()
+            reservation.release()
         label = f"x{outscale:g}" if outscale is not None else f"x{entry.scale}"
         name = download_name(form.filename, label, OUTPUT_FORMATS[fmt].suffix)
         (in_w, in_h), (res_w, res_h) = result.input_size, result.output_size

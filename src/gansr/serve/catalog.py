@@ -2,21 +2,28 @@
 
 Requests choose a model by *name* from this list only; the name is looked up here and the
 :class:`ModelEntry` says what to load, so no request value ever becomes a file system path.
+
+Each entry's one-line description is the checkpoint's own ``description`` metadata when it has
+one; otherwise it is assembled from what the metadata does say (architecture, scale, the input
+it takes, the recipe it was trained with), so two models of one architecture still read apart.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from gansr.errors import ConfigError, ModelError
 
-__all__ = ["ModelEntry", "build_catalog"]
+__all__ = ["ModelEntry", "build_catalog", "describe"]
 
 logger = logging.getLogger("gansr.serve")
+
+MAX_DESCRIPTION = 200  # characters: one line in the picker
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,29 @@ class ModelEntry:
     scale: int
     default: bool
     source: str | Path
+
+
+def _one_line(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= MAX_DESCRIPTION else line[: MAX_DESCRIPTION - 1].rstrip() + "\u2026"
+
+
+def describe(meta: Mapping[str, Any], *, scale: int, fallback_arch: str = "model") -> str:
+    """One line about a model: its ``description`` metadata, or one made from the other fields.
+
+    >>> describe({"arch": "msrresnet", "in_channels": 1, "recipe_preset": "mnist_x4_plus"}, scale=4)
+    'msrresnet x4 for grayscale images (recipe mnist_x4_plus)'
+    """
+    given = meta.get("description")
+    if isinstance(given, str) and given.strip():
+        return _one_line(given)
+    arch = str(meta.get("arch") or fallback_arch)
+    kinds = {1: " for grayscale images", 3: " for colour images"}
+    channels = meta.get("in_channels")
+    kind = kinds.get(channels, "") if isinstance(channels, int) else ""
+    recipe = meta.get("recipe_preset")
+    trained = f" (recipe {recipe})" if isinstance(recipe, str) and recipe.strip() else ""
+    return _one_line(f"{arch} x{scale}{kind}{trained}")
 
 
 def _bicubic() -> ModelEntry:
@@ -60,8 +90,7 @@ def _shipped() -> list[ModelEntry]:
         scale = meta.get("scale")
         if not isinstance(scale, int) or scale < 1:
             continue  # not a generator (a discriminator or a metadata-only file)
-        description = str(meta.get("description") or f"{meta.get('arch', 'model')} x{scale}")
-        entries.append(ModelEntry(name, description, scale, False, path))
+        entries.append(ModelEntry(name, describe(meta, scale=scale), scale, False, path))
     return entries
 
 
@@ -75,7 +104,18 @@ def _extra(spec: str | os.PathLike[str]) -> ModelEntry:
     model = load_model(path)  # loads once to learn the scale and to fail at start-up, not per request
     arch = getattr(model, "arch", type(model).__name__)
     name = path.parent.name if path.name == "model.safetensors" else path.stem
-    return ModelEntry(name, f"{arch} x{model.scale} ({path.name})", int(model.scale), False, path)
+    meta: Mapping[str, Any] = {}
+    if path.suffix == ".safetensors":  # gansr checkpoints carry metadata; peer .pth files do not
+        from gansr.models.checkpoint import read_metadata
+
+        try:
+            meta = read_metadata(path)
+        except ModelError:
+            meta = {}
+    description = describe({**meta, "arch": arch}, scale=int(model.scale))
+    if "description" not in meta:
+        description = _one_line(f"{description} ({path.name})")
+    return ModelEntry(name, description, int(model.scale), False, path)
 
 
 def build_catalog(

@@ -1,9 +1,10 @@
 """The web app's configuration and the limits every request is checked against.
 
 Checks here run on the event loop before any work is queued, so they only look at cheap things:
-the form values and the image *header* (Pillow's lazy ``Image.open`` reads the format and size
-without decoding pixels). The full decode happens later, in a worker thread, through
-:func:`gansr.data.io.read_image`, which enforces the same pixel limit again.
+the form values and the image *header* (Pillow's lazy ``Image.open`` reads the format, size, bands
+and sample depth without decoding pixels). The header is also what a request's memory cost is
+estimated from (:func:`gansr.serve.worker.job_cost`). The full decode happens later, in a worker
+thread, through :func:`gansr.data.io.read_image`, which enforces the same pixel limit again.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from gansr.serve.errors import ApiError
 __all__ = [
     "ACCEPTED_FORMATS",
     "DECODERS",
+    "ImageHeader",
     "MAX_OUTSCALE",
     "MIN_OUTSCALE",
     "OUTPUT_FORMATS",
@@ -63,17 +65,31 @@ OUTPUT_FORMATS: dict[str, OutputFormat] = {
 class ServeConfig:
     """Settings of one ``gansr serve`` app.
 
+    Requests are admitted by what they cost, not by how many there are: each upload's memory
+    need (its bytes, the decoded and upscaled pixels, the model's forward pass) is estimated from
+    the image header and reserved in a memory budget before any work starts (see
+    :mod:`gansr.serve.admission`). Cheap requests therefore queue in large numbers; expensive
+    ones queue only while the budget has room for them.
+
     Attributes:
         host: interface to bind; loopback by default, since the app has no authentication.
         port: TCP port (0 lets the OS pick a free one).
         workers: inference threads running at the same time.
-        queue: requests allowed to wait for a worker; beyond ``workers + queue`` requests in
-            progress the app answers 503 with ``Retry-After``.
+        queue: requests that may wait for *memory* (their cost does not fit the budget now);
+            beyond that, or after ``max_wait_s``, the app answers 503 with ``Retry-After``.
+            Requests that fit wait only for a worker thread and are not counted here.
         max_upload_mb: largest accepted image file, in MB (10**6 bytes).
         max_pixels: largest accepted input image, in pixels (checked from the header).
         max_output_pixels: largest result, in pixels (input pixels times the scale squared).
         device: torch device for inference (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``).
         default_model: the model used when a request names none (``None``: the catalog's default).
+        memory_budget_mb: memory, in MB, that requests in progress may hold at once (uploads
+            being received, and the estimated cost of admitted jobs). ``None``: half of the RAM
+            available when the app starts (at least 256 MB). A single request whose cost
+            exceeds the whole budget gets 413.
+        max_wait_s: longest a complete upload waits for memory and a worker before it gets 503.
+        body_timeout_s: longest the whole request body may take to arrive (408 after that).
+        body_idle_s: longest the body may pause between two chunks (408 after that).
 
     Raises:
         ConfigError: a value is out of range.
@@ -88,6 +104,10 @@ class ServeConfig:
     max_output_pixels: int = 8192 * 8192
     device: str = "auto"
     default_model: str | None = None
+    memory_budget_mb: float | None = None
+    max_wait_s: float = 30.0
+    body_timeout_s: float = 120.0
+    body_idle_s: float = 15.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.host, str) or not self.host.strip():
@@ -97,19 +117,35 @@ class ServeConfig:
         _check_int("queue", self.queue, 0, 10_000)
         _check_int("max_pixels", self.max_pixels, 1, None)
         _check_int("max_output_pixels", self.max_output_pixels, 1, None)
-        mb = self.max_upload_mb
-        if isinstance(mb, bool) or not isinstance(mb, int | float) or not math.isfinite(mb) or mb <= 0:
-            raise ConfigError(f"max_upload_mb must be a positive number, got {mb!r}")
+        _check_positive("max_upload_mb", self.max_upload_mb)
+        if self.memory_budget_mb is not None:
+            _check_positive("memory_budget_mb", self.memory_budget_mb)
+        _check_positive("max_wait_s", self.max_wait_s)
+        _check_positive("body_timeout_s", self.body_timeout_s)
+        _check_positive("body_idle_s", self.body_idle_s)
 
     @property
     def max_upload_bytes(self) -> int:
         """The upload limit in bytes."""
         return int(self.max_upload_mb * 1_000_000)
 
-    @property
-    def capacity(self) -> int:
-        """Requests that may be in progress at once (running plus waiting)."""
-        return self.workers + self.queue
+    def memory_budget_bytes(self) -> int:
+        """The memory budget in bytes (reads the available RAM when it is not set)."""
+        if self.memory_budget_mb is not None:
+            return int(self.memory_budget_mb * 1_000_000)
+        from gansr.inference import available_ram
+
+        return max(AUTO_BUDGET_MIN, available_ram() // 2)
+
+
+# The automatic memory budget never goes below this, so a busy machine still serves small images.
+AUTO_BUDGET_MIN = 256 * 1_000_000
+
+
+def _check_positive(name: str, value: object) -> None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value <= 0:  # type: ignore[operator]
+        raise ConfigError(f"{name} must be a positive number, got {value!r}")
 
 
 def _check_int(name: str, value: object, low: int, high: int | None) -> None:
@@ -170,11 +206,28 @@ def output_size(height: int, width: int, *, scale: int, outscale: float | None) 
 # --------------------------------------------------------------------------- the upload
 
 
-def sniff_image(data: bytes, *, max_pixels: int) -> tuple[str, int, int]:
-    """Identify an upload by its content and check its size from the header alone.
+@dataclass(frozen=True)
+class ImageHeader:
+    """What an upload's header says, read without decoding its pixels.
 
-    Returns:
-        ``(format, width, height)`` with ``format`` a Pillow name from :data:`ACCEPTED_FORMATS`.
+    Attributes:
+        format: a Pillow format name from :data:`ACCEPTED_FORMATS`.
+        width / height: the size in pixels (before any EXIF rotation).
+        channels: colour channels once decoded (1 gray, 3 colour).
+        alpha: whether the image has (or may have) transparency.
+        bits: bits per sample of the source, 8 or 16.
+    """
+
+    format: str
+    width: int
+    height: int
+    channels: int = 3
+    alpha: bool = False
+    bits: int = 8
+
+
+def sniff_image(data: bytes, *, max_pixels: int) -> ImageHeader:
+    """Identify an upload by its content and check its size from the header alone.
 
     Raises:
         ApiError: 400 empty, 415 not an image or a type outside the allow-list, 413 more pixels
@@ -188,20 +241,39 @@ def sniff_image(data: bytes, *, max_pixels: int) -> tuple[str, int, int]:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             # Only the allow-listed decoders are tried, so exotic plugins never see the bytes.
             with Image.open(io.BytesIO(data), formats=DECODERS) as img:
-                fmt, (width, height) = str(img.format), img.size
+                header = _header(img, data)
     except UnidentifiedImageError:
         raise _unidentified(data) from None
     except Image.DecompressionBombError:
         raise ApiError(413, f"the image has too many pixels (the limit is {max_pixels:,})") from None
     except Exception as exc:  # a damaged header: Pillow raises OSError, SyntaxError, struct.error, ...
         raise ApiError(422, f"the image header is corrupt ({type(exc).__name__})") from None
+    width, height = header.width, header.height
     if width * height > max_pixels:
         raise ApiError(
             413,
             f"the image is {width}x{height} = {width * height:,} pixels, "
             f"more than the limit of {max_pixels:,}",
         )
-    return fmt, width, height
+    return header
+
+
+def _header(img: Image.Image, data: bytes) -> ImageHeader:
+    """Bands and depth of a lazily opened image, erring on the costly side where unsure."""
+    mode = img.mode
+    bands = img.getbands()
+    # A tRNS key colour (PNG) also decodes to an alpha plane, as does an alpha band.
+    alpha = "A" in bands or "a" in bands or "transparency" in img.info
+    # A palette decodes to RGB (or to L when it is gray: counting RGB errs on the costly side).
+    channels = 1 if mode in ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F") else 3
+    bits = 16 if mode.startswith(("I", "F")) else 8
+    if img.format == "PNG" and len(data) > 24 and data[24] == 16:  # IHDR bit depth
+        bits = 16  # Pillow opens 16-bit colour PNGs as 8-bit RGB; gansr decodes all 16 bits
+    elif img.format == "TIFF":
+        per_sample = img.tag_v2.get(258, (8,))  # BitsPerSample
+        per_sample = per_sample if isinstance(per_sample, tuple) else (per_sample,)
+        bits = 16 if max(int(b) for b in per_sample) > 8 else bits
+    return ImageHeader(str(img.format), img.size[0], img.size[1], channels, alpha, bits)
 
 
 def _unidentified(data: bytes) -> ApiError:

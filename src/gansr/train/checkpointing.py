@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import random
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -122,15 +123,54 @@ def load_checkpoint(
     Raises:
         ModelError: the file is not a gansr training checkpoint or cannot be read.
     """
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
-    except Exception as exc:  # torch raises several unrelated types for corrupt files
-        raise ModelError(f"{path}: cannot read training checkpoint ({type(exc).__name__}: {exc})") from None
+    from gansr.models.checkpoint import torch_load
+
+    state = torch_load(
+        path, unreadable="cannot read training checkpoint", map_location=map_location, mmap=mmap
+    )
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ModelError(f"{path}: not a gansr training checkpoint")
     if state.get("version") != CHECKPOINT_VERSION:
         raise ModelError(f"{path}: training checkpoint version {state.get('version')} is not supported")
     return state
+
+
+def load_newest_intact(
+    folder: Path, map_location: str | torch.device = "cpu", *, on_damaged: Callable[[str], None]
+) -> tuple[Path, dict[str, Any]]:
+    """The newest checkpoint in ``folder`` that loads, and its state, for resuming.
+
+    Candidates are the ``iter_*.pt`` files and ``best.pt``, newest iteration first. One that does
+    not load (a file truncated by a full disk or a copy cut short) is reported to ``on_damaged``
+    as one line and the next older one is tried.
+
+    Raises:
+        ModelError: no checkpoint in ``folder`` loads (the message names the newest's problem).
+    """
+    candidates = [
+        (int(match.group(1)), path)
+        for path in CheckpointManager(folder, 1).iteration_checkpoints()
+        if (match := _ITER_RE.match(path.name))
+    ]
+    best = Path(folder) / BEST_NAME
+    if best.is_file():
+        candidates.append((peek_iteration(best), best))
+    # Newest first; at equal iterations the periodic checkpoint before best.pt (they are the same).
+    candidates.sort(key=lambda item: (item[0], item[1].name != BEST_NAME), reverse=True)
+    first_error: ModelError | None = None
+    for index, (_, path) in enumerate(candidates):
+        try:
+            state = load_checkpoint(path, map_location)
+        except ModelError as exc:
+            first_error = first_error or exc
+            older = candidates[index + 1][1].name if index + 1 < len(candidates) else None
+            what = f"trying {older} instead" if older else "no older checkpoint to fall back on"
+            on_damaged(f"{exc}; {what}")
+            continue
+        return path, state
+    if first_error is None:
+        raise ModelError(f"{folder}: no training checkpoint to resume from")
+    raise ModelError(f"{folder}: no intact training checkpoint to resume from ({first_error})")
 
 
 def peek_iteration(path: Path) -> int:

@@ -23,6 +23,7 @@ Layout (see the presets in ``gansr/presets/*.yaml`` for complete examples)::
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -102,15 +103,26 @@ class DataConfig:
 
     ``patch_size`` is the HR patch edge (a multiple of ``scale``); ``None`` uses whole images (MNIST,
     STL-10). ``degradation`` is a list of :class:`gansr.degrade.Pipeline` steps or a preset name;
-    ``None`` means the dataset's default (MATLAB bicubic, or the MNIST protocol for MNIST).
+    ``None`` means the dataset's default (MATLAB bicubic, or the MNIST protocol for MNIST at x4).
     ``val_folder`` is a folder of HR images; for MNIST/STL-10 it may be left out to validate on the
     dataset's test split.
+
+    ``root`` is one folder or, for ``hr_folder``, a list of folders trained on together (DIV2K +
+    Flickr2K, "DIV2F"); ``root_weights`` then gives each folder's repeat count per epoch (whole
+    numbers, e.g. ``[3, 1]`` shows DIV2K's 800 images three times beside Flickr2K's 2,650).
+
+    ``scale`` may be a non-integer number or a fraction string (``"28/26"``) for MNIST with an
+    arbitrary-scale generator (``vae_cppn``): the degradation then has to shrink by that factor.
+    ``mnist_file`` picks the IDX file MNIST trains on: ``t10k`` (its first 8,000 digits) or
+    ``train`` (all 60,000 official training digits). Validation, and ``gansr eval``, always use the
+    last 2,000 ``t10k`` digits, which neither choice trains on.
     """
 
     kind: Literal["hr_folder", "paired", "mnist", "stl10", "celeba"] = "hr_folder"
-    root: str | None = None
+    root: str | list[str] | None = None
+    root_weights: list[int] | None = None
     lr_root: str | None = None  # paired: the LR folder (root is then the HR folder)
-    scale: int = 4
+    scale: int | float | str = 4  # a string only as a fraction "A/B"; stored as a number
     patch_size: int | None = None
     batch_size: int = 16  # per process
     workers: int = 0
@@ -123,6 +135,33 @@ class DataConfig:
     # Unsharp-mask the HR targets (Real-ESRGAN's sharper targets); the LR is made from the plain HR.
     usm_target: bool = False
     val_folder: str | None = None
+    mnist_file: Literal["t10k", "train"] = "t10k"
+
+    def __post_init__(self) -> None:
+        self.scale = parse_scale(self.scale, "data.scale")
+
+
+def parse_scale(value: int | float | str, key: str) -> int | float:
+    """A scale as an int when whole, else a float; ``"A/B"`` strings are fractions (``"28/26"``).
+
+    Raises:
+        ConfigError: not a positive finite number or fraction.
+    """
+    number: float
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*/\s*(\d+(?:\.\d*)?)\s*", value)
+        if match is None or float(match[2]) == 0:
+            raise ConfigError(f"{key}: expected a number or a fraction such as 28/26, got {value!r}")
+        number = float(match[1]) / float(match[2])
+    elif isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    else:
+        number = value
+    if not math.isfinite(number) or number <= 0:
+        raise ConfigError(f"{key}: must be a positive number, got {value!r}")
+    if abs(number - round(number)) < 1e-9:
+        return int(round(number))
+    return float(number)
 
 
 @dataclass
@@ -487,9 +526,24 @@ def check_ranges(cfg: Config) -> None:
     )
     d = cfg.data
     _require(d.scale >= 1, "data.scale", f"must be >= 1, got {d.scale}")
+    if isinstance(d.scale, float):
+        # Whole images of one size, and an LR size the degradation fixes: MNIST's 28x28 digits.
+        _require(
+            d.kind == "mnist",
+            "data.scale",
+            f"a non-integer scale ({d.scale:g}) needs data.kind 'mnist' and an arbitrary-scale "
+            f"generator such as vae_cppn; data.kind is {d.kind!r}",
+        )
+        _require(
+            d.val_folder is None,
+            "data.val_folder",
+            "a non-integer data.scale validates on MNIST's held-out digits; leave it unset",
+        )
+    _check_roots(d)
     _require(d.batch_size >= 1, "data.batch_size", f"must be >= 1, got {d.batch_size}")
     _require(d.workers >= 0, "data.workers", f"must be >= 0, got {d.workers}")
     if d.patch_size is not None:
+        _require(isinstance(d.scale, int), "data.patch_size", "needs an integer data.scale")
         _require(d.patch_size >= d.scale, "data.patch_size", f"must be >= data.scale, got {d.patch_size}")
         _require(
             d.patch_size % d.scale == 0,
@@ -533,6 +587,42 @@ def check_ranges(cfg: Config) -> None:
     _require(t.sample_images >= 0, "train.sample_images", f"must be >= 0, got {t.sample_images}")
     if t.plot_every is not None:
         _require(t.plot_every >= 1, "train.plot_every", f"must be >= 1, got {t.plot_every}")
+
+
+def _check_roots(d: DataConfig) -> None:
+    """``data.root`` as a list (hr_folder only, distinct non-empty paths) and its weights."""
+    if isinstance(d.root, list):
+        _require(bool(d.root), "data.root", "an empty list; give a folder or a list of folders")
+        _require(
+            d.kind == "hr_folder" or len(d.root) == 1,
+            "data.root",
+            f"a list of {len(d.root)} folders needs data.kind 'hr_folder', not {d.kind!r}",
+        )
+        for i, root in enumerate(d.root):
+            _require(bool(root.strip()), f"data.root[{i}]", "an empty path")
+        seen: dict[str, int] = {}
+        for i, root in enumerate(d.root):
+            key = str(Path(root).expanduser())
+            _require(
+                key not in seen, f"data.root[{i}]", f"the same folder as data.root[{seen.get(key)}]: {root}"
+            )
+            seen[key] = i
+    elif d.root is not None:
+        _require(bool(d.root.strip()), "data.root", "an empty path")
+    if d.root_weights is not None:
+        count = len(d.root) if isinstance(d.root, list) else 1
+        _require(
+            isinstance(d.root, list),
+            "data.root_weights",
+            "needs data.root to be a list of folders (one weight per folder)",
+        )
+        _require(
+            len(d.root_weights) == count,
+            "data.root_weights",
+            f"{len(d.root_weights)} weight(s) for {count} folder(s) in data.root",
+        )
+        for i, weight in enumerate(d.root_weights):
+            _require(weight >= 1, f"data.root_weights[{i}]", f"must be a whole number >= 1, got {weight}")
 
 
 def _check_optimizer(opt: OptimizerConfig, key: str) -> None:

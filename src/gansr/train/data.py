@@ -127,6 +127,38 @@ class DatasetSource:
         return (item["lr"] if self.paired else None), item["hr"]
 
 
+class ConcatSource:
+    """Several sources as one (``data.root`` as a list), each repeated ``repeats[i]`` times.
+
+    Item ``i`` of the whole is item ``i`` of the first source's repeated range, and so on; a
+    source of ``n`` images repeated ``r`` times contributes ``n * r`` items (``j % n`` of it).
+    """
+
+    def __init__(self, sources: list[Source], repeats: list[int] | None = None) -> None:
+        if not sources:
+            raise ValueError("ConcatSource needs at least one source")
+        repeats = repeats or [1] * len(sources)
+        if len(repeats) != len(sources) or any(r < 1 for r in repeats):
+            raise ValueError(f"one repeat count >= 1 per source, got {repeats} for {len(sources)}")
+        if len({s.paired for s in sources}) != 1:
+            raise ValueError("cannot mix paired and HR-only sources")
+        self.sources, self.repeats = sources, repeats
+        self.paired = sources[0].paired
+        self.skipped: list[str] = [name for s in sources for name in getattr(s, "skipped", [])]
+        self._ends = list(np.cumsum([len(s) * r for s, r in zip(sources, repeats, strict=True)]))
+
+    def __len__(self) -> int:
+        return int(self._ends[-1])
+
+    def get(self, index: int) -> tuple[torch.Tensor | None, torch.Tensor]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"item {index} of {len(self)}")
+        which = int(np.searchsorted(self._ends, index, side="right"))
+        start = int(self._ends[which - 1]) if which else 0
+        source = self.sources[which]
+        return source.get((index - start) % len(source))
+
+
 # --------------------------------------------------------------------------------------------
 # Samples and the batch plan.
 class TrainSamples(Dataset):
@@ -206,7 +238,9 @@ def _random_crop(img: torch.Tensor, size: int, gen: torch.Generator) -> torch.Te
     return img[..., top : top + size, left : left + size]
 
 
-def _mod_crop(img: torch.Tensor, scale: int) -> torch.Tensor:
+def _mod_crop(img: torch.Tensor, scale: float) -> torch.Tensor:
+    if not isinstance(scale, int):  # a non-integer scale: the degradation sets the LR size
+        return img
     h, w = img.shape[-2] // scale * scale, img.shape[-1] // scale * scale
     return img[..., :h, :w]
 
@@ -293,7 +327,7 @@ def build_pipeline(cfg: Config) -> Any:
         if spec is None:
             pipeline = (
                 Pipeline.preset("mnist")
-                if d.kind == "mnist"
+                if d.kind == "mnist" and d.scale == 4
                 else Pipeline([{"type": "resize", "scale": 1 / d.scale}])
             )
         elif isinstance(spec, str):
@@ -303,7 +337,7 @@ def build_pipeline(cfg: Config) -> Any:
     except ConfigError as exc:
         raise ConfigError(f"data.degradation: {exc}") from None
     if d.kind != "paired" and abs(pipeline.scale - d.scale) > 1e-6:
-        raise ConfigError(f"data.degradation: shrinks by {pipeline.scale:g}, but data.scale is {d.scale}")
+        raise ConfigError(f"data.degradation: shrinks by {pipeline.scale:g}, but data.scale is {d.scale:g}")
     return pipeline
 
 
@@ -316,31 +350,56 @@ def _require_dir(path: str | None, key: str) -> Path:
     return folder
 
 
+def _root_dirs(cfg: Config) -> list[Path]:
+    """The ``data.root`` folder(s), each checked to exist (errors name ``data.root[i]``)."""
+    root = cfg.data.root
+    if isinstance(root, list):
+        return [_require_dir(path, f"data.root[{i}]") for i, path in enumerate(root)]
+    return [_require_dir(root, "data.root")]
+
+
+def _root_dir(cfg: Config) -> Path:
+    """The single ``data.root`` folder of the dataset kinds that take one."""
+    roots = _root_dirs(cfg)
+    if len(roots) != 1:
+        raise ConfigError(f"data.root: data.kind {cfg.data.kind!r} takes one folder, got {len(roots)}")
+    return roots[0]
+
+
 def check_folders(cfg: Config) -> None:
     """``data.root`` (and ``data.lr_root``, ``data.val_folder`` when used) must be folders."""
     d = cfg.data
-    _require_dir(d.root, "data.root")
+    _root_dirs(cfg)
     if d.kind == "paired":
         _require_dir(d.lr_root, "data.lr_root")
     if d.val_folder is not None:
         _require_dir(d.val_folder, "data.val_folder")
 
 
-def _skip_lr(hr: torch.Tensor, generator: torch.Generator | None = None, *, scale: int) -> torch.Tensor:
+def _skip_lr(hr: torch.Tensor, generator: torch.Generator | None = None, *, scale: float) -> torch.Tensor:
     """A placeholder LR of the right size: these datasets only provide HR here (see TrainSamples)."""
-    return hr[..., ::scale, ::scale]
+    from gansr.data.datasets import lr_size
+
+    h, w = lr_size(tuple(hr.shape[-2:]), scale)
+    return hr[..., :h, :w]
 
 
 def _dataset(cfg: Config, split: str) -> Any:
-    """A :mod:`gansr.data` dataset of kind ``data.kind`` for ``split`` (whole images, no crops)."""
+    """A :mod:`gansr.data` dataset of kind ``data.kind`` for ``split`` (whole images, no crops).
+
+    MNIST trains on ``data.mnist_file`` (the first 8,000 ``t10k`` digits, or all 60,000 of the
+    ``train`` file) and always tests on the last 2,000 ``t10k`` digits, which neither trains on.
+    """
     from gansr import data as gdata
 
     d = cfg.data
-    root = _require_dir(d.root, "data.root")
+    root = _root_dir(cfg)
     skip = partial(_skip_lr, scale=d.scale)  # the LR is made by TrainSamples with its own seeding
     try:
         if d.kind == "mnist":
-            return gdata.MNISTDataset(root, split=split, degradation=skip)
+            if split == "train" and d.mnist_file == "train":
+                return gdata.MNISTDataset(root, split="all", file="train", scale=d.scale, degradation=skip)
+            return gdata.MNISTDataset(root, split=split, scale=d.scale, degradation=skip)
         if d.kind == "stl10":
             return gdata.STL10Dataset(
                 root, split=split, scale=d.scale, hr_size=d.hr_size or 48, degradation=skip
@@ -358,22 +417,45 @@ def _dataset(cfg: Config, split: str) -> Any:
 def build_train_source(cfg: Config) -> Any:
     """The training images named by the ``data`` section."""
     d = cfg.data
+    if d.kind == "hr_folder":
+        return _folder_sources(cfg)
     try:
-        if d.kind == "hr_folder":
-            root = _require_dir(d.root, "data.root")
-            return FolderSource(
-                root, channels=d.channels, min_size=d.patch_size or 0, max_images=d.max_images, cache=d.cache
-            )
         if d.kind == "paired":
             from gansr.data import PairedFolderDataset
 
-            hr_root = _require_dir(d.root, "data.root")
+            hr_root = _root_dir(cfg)
             lr_root = _require_dir(d.lr_root, "data.lr_root")
             dataset = PairedFolderDataset(lr_root, hr_root, d.scale, patch_size=None, augment=False)
             return DatasetSource(dataset, paired=True, max_images=d.max_images)
     except DataError as exc:
         raise ConfigError(f"data.root: {exc}") from None
     return DatasetSource(_dataset(cfg, "train"), max_images=d.max_images)
+
+
+def _folder_sources(cfg: Config) -> Source:
+    """The HR images of the ``data.root`` folder(s), weighted by ``data.root_weights``.
+
+    ``data.max_images`` caps the total, taken from the folders in order.
+    """
+    d = cfg.data
+    sources: list[Source] = []
+    left = d.max_images
+    for i, root in enumerate(_root_dirs(cfg)):
+        key = f"data.root[{i}]" if isinstance(d.root, list) else "data.root"
+        if left is not None and left < 1:
+            break  # data.max_images is used up by the folders before
+        try:
+            source = FolderSource(
+                root, channels=d.channels, min_size=d.patch_size or 0, max_images=left, cache=d.cache
+            )
+        except DataError as exc:
+            raise ConfigError(f"{key}: {exc}") from None
+        sources.append(source)
+        left = None if left is None else left - len(source)
+    if len(sources) == 1 and d.root_weights is None:
+        return sources[0]
+    weights = d.root_weights[: len(sources)] if d.root_weights is not None else None
+    return ConcatSource(sources, weights)
 
 
 @dataclass

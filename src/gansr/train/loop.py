@@ -40,7 +40,7 @@ from gansr.train.checkpointing import (
     CHECKPOINT_VERSION,
     CheckpointManager,
     capture_rng_states,
-    load_checkpoint,
+    load_newest_intact,
     restore_rng_states,
 )
 from gansr.train.config import Config, dump_yaml, to_dict
@@ -276,7 +276,12 @@ def _train(
         run_dir = distributed.broadcast_object(ctx, run_dir)
     log = RunLogger(run_dir, enabled=ctx.is_main, quiet=quiet, tensorboard=t.tensorboard)
     ckpts = CheckpointManager(run_dir / CHECKPOINTS, t.keep_last)
-    state = load_checkpoint(ckpt_path, map_location="cpu") if ckpt_path is not None else None
+    state = None
+    if ckpt_path is not None:
+        # A damaged newest checkpoint (disk full, a copy cut short) falls back to an older one.
+        ckpt_path, state = load_newest_intact(
+            ckpt_path.parent, on_damaged=lambda line: log.write(f"gansr: warning: {line}")
+        )
     if state is not None and ctx.is_main:
         log.resume(state["iteration"])  # drop what a killed run logged after its last checkpoint
         ckpts.remove_temporaries()

@@ -7,11 +7,18 @@ Naming rules (default: the output goes next to its input as ``<stem><suffix>.<ex
   (``a_jpg_x4.png``), then ``-2``, ``-3``, ... if that is taken too.
 * Files found by expanding a folder or glob that are the planned output of another input (an
   earlier run's ``a_x4.png`` beside ``a.png``) or that lie inside the output folder are not inputs,
-  so re-running a command does not upscale its own results. Files named explicitly always are.
+  so re-running a command does not upscale its own results; :func:`plan_batch` lists them with the
+  reason. Files named explicitly always are inputs, and so is a file whose stem equals another
+  input's (``b.png`` and ``b.jpg`` with an empty suffix): that is a sibling, not an output.
 * An existing output is skipped unless ``overwrite``.
 
-Every file is written atomically (:func:`gansr.data.write_image`), so an error or Ctrl-C never
-leaves a partial output behind.
+Folders and globs contribute the files with an image suffix (:data:`FOLDER_SUFFIXES`, GIF
+included); an animated image is upscaled as its first frame, with a warning.
+
+Every file is written atomically (:func:`gansr.data.write_image`), so an error, Ctrl-C or SIGTERM
+never leaves a partial output behind, and temporaries of a run that was killed outright
+(SIGKILL) are removed from the output folders by the next run
+(:func:`gansr.data.io.remove_stale_temporaries`: only gansr's own, and none a live run holds).
 
 Videos (a named file with a suffix in :data:`VIDEO_SUFFIXES`; folders and globs contribute images
 only) are named by the same rules, with a video container as the output suffix
@@ -24,11 +31,15 @@ from __future__ import annotations
 import glob
 import os
 import re
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -38,15 +49,19 @@ from gansr.data.io import (
     LoadedImage,
     list_images,
     read_image,
+    remove_stale_temporaries,
     write_image,
 )
 from gansr.errors import ConfigError, GansrError
 from gansr.upscale import OUTPUT_EXTS
+from gansr.upscale.progress import Progress
 from gansr.upscale.upscaler import Upscaler
 
 __all__ = [
+    "FOLDER_SUFFIXES",
     "OUTPUT_EXTS",
     "VIDEO_SUFFIXES",
+    "BatchPlan",
     "BatchSummary",
     "InputFile",
     "Job",
@@ -55,14 +70,20 @@ __all__ = [
     "default_suffix",
     "is_video",
     "output_ext",
+    "plan_batch",
     "plan_jobs",
+    "remove_stale_outputs",
     "run_batch",
+    "sigterm_as_interrupt",
     "video_output_ext",
     "write_result",
 ]
 
 _KEPT_BY_AUTO = frozenset({".png", ".jpg", ".jpeg", ".webp"})
 _GLOB_CHARS = frozenset("*?[")
+
+FOLDER_SUFFIXES: frozenset[str] = IMAGE_SUFFIXES | {".gif"}
+"""Lower-case suffixes of the files that folders and globs contribute as inputs."""
 
 VIDEO_SUFFIXES: frozenset[str] = frozenset(
     {
@@ -208,7 +229,7 @@ def collect_inputs(specs: Sequence[str | os.PathLike[str]]) -> tuple[list[InputF
     for spec in specs:
         path = Path(spec)
         if path.is_dir():
-            images = list_images(path, recursive=True)
+            images = list_images(path, recursive=True, suffixes=FOLDER_SUFFIXES)
             if not images:
                 errors.append(f"{spec}: no images in this folder")
             for image in images:
@@ -219,7 +240,7 @@ def collect_inputs(specs: Sequence[str | os.PathLike[str]]) -> tuple[list[InputF
             matches = sorted(
                 Path(m)
                 for m in glob.glob(os.fspath(spec), recursive=True)
-                if Path(m).is_file() and Path(m).suffix.lower() in IMAGE_SUFFIXES
+                if Path(m).is_file() and Path(m).suffix.lower() in FOLDER_SUFFIXES
             )
             if not matches:
                 errors.append(f"{spec}: no image matches this pattern")
@@ -257,6 +278,15 @@ def output_ext(source: Path, ext: str) -> str:
     return f".{ext}"
 
 
+@dataclass
+class BatchPlan:
+    """What :func:`plan_batch` decided: the jobs, and the files found in folders or by globs that
+    are not inputs, each with the reason (``(path, reason)``)."""
+
+    jobs: list[Job]
+    left_out: list[tuple[Path, str]] = field(default_factory=list)
+
+
 def plan_jobs(
     inputs: Sequence[InputFile],
     *,
@@ -265,6 +295,18 @@ def plan_jobs(
     output: Path | None = None,
     output_is_file: bool = False,
 ) -> list[Job]:
+    """The jobs of :func:`plan_batch` (same arguments)."""
+    return plan_batch(inputs, suffix=suffix, ext=ext, output=output, output_is_file=output_is_file).jobs
+
+
+def plan_batch(
+    inputs: Sequence[InputFile],
+    *,
+    suffix: str,
+    ext: str = "auto",
+    output: Path | None = None,
+    output_is_file: bool = False,
+) -> BatchPlan:
     """Decide every input's output path (see the module doc for the rules).
 
     ``output`` is a folder (outputs keep their path relative to a folder argument), a file when
@@ -282,7 +324,7 @@ def plan_jobs(
             )
         if _key(output) == _key(inputs[0].path):
             raise ConfigError(f"-o {output} is the input itself; refusing to overwrite an input")
-        return [Job(inputs[0].path, output)]
+        return BatchPlan([Job(inputs[0].path, output)])
 
     # Every name this planner could give an input's output, by folder (see _output_name_pattern).
     patterns: dict[str, list[tuple[re.Pattern[str], InputFile]]] = {}
@@ -292,15 +334,28 @@ def plan_jobs(
         )
     out_root = _key(output) if output is not None else None
     kept = []
+    left_out: list[tuple[Path, str]] = []
     for item in inputs:
         if not item.explicit:
             siblings = patterns.get(_key(item.path.parent), [])
-            earlier_output = any(
-                other is not item and pat.fullmatch(item.path.name) for pat, other in siblings
+            # A file with the same stem as another input (b.jpg beside b.png) is a sibling input,
+            # even when an empty suffix makes its name one the other's output could have.
+            source = next(
+                (
+                    other
+                    for pat, other in siblings
+                    if other is not item
+                    and other.path.stem.casefold() != item.path.stem.casefold()
+                    and pat.fullmatch(item.path.name)
+                ),
+                None,
             )
-            in_output_dir = out_root is not None and _is_within(_key(item.path), out_root)
-            if earlier_output or in_output_dir:
+            if source is not None:
+                left_out.append((item.path, f"the output of {source.path.name}"))
                 continue  # an earlier run's result, not an input
+            if out_root is not None and _is_within(_key(item.path), out_root):
+                left_out.append((item.path, "inside the output folder"))
+                continue
         kept.append(item)
 
     taken = {_key(item.path) for item in kept}
@@ -322,7 +377,7 @@ def plan_jobs(
             counter += 1
         dests[index] = folder / name
         taken.add(_key(dests[index]))
-    return [Job(item.path, dests[i]) for i, item in enumerate(kept)]
+    return BatchPlan([Job(item.path, dests[i]) for i, item in enumerate(kept)], left_out)
 
 
 def _same_ext(source: Path, out_ext: str) -> bool:
@@ -384,45 +439,91 @@ def run_batch(
     quality: int = 95,
     progress: bool = False,
     on_error: Callable[[str], None] | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> BatchSummary:
     """Upscale every job; a file that fails is reported through ``on_error`` and the rest go on.
 
-    ``progress`` shows a tqdm bar over images (and over tiles of large ones). Ctrl-C stops after
-    cleaning up the file being written and returns a summary with ``interrupted`` set.
+    ``progress`` shows how far the batch is (:class:`gansr.upscale.progress.Progress`: a bar on a
+    terminal, plain lines otherwise), advancing tile by tile within large images. Ctrl-C or
+    SIGTERM stops after cleaning up the file being written and returns a summary with
+    ``interrupted`` set. ``on_warning`` gets one line per animated input (only its first frame
+    is upscaled).
     """
-    from tqdm import tqdm
-
     report = on_error or (lambda message: print(f"gansr: error: {message}", file=sys.stderr))
+    warn = on_warning or (lambda message: print(f"gansr: warning: {message}", file=sys.stderr))
     summary = BatchSummary()
     start = time.perf_counter()
-    bar = tqdm(
-        total=len(jobs), unit="img", desc="upscale", disable=not progress, file=sys.stderr, leave=False
-    )
+    bar = Progress("upscale", len(jobs), unit="images", enabled=progress, fractional=True)
     try:
-        for job in jobs:
-            bar.set_postfix_str(job.source.name, refresh=False)
-            if job.dest.exists() and not overwrite:
-                summary.skipped += 1
-            else:
-                try:
-                    loaded = read_image(job.source, max_pixels=max_pixels)
-                    result = upscaler.upscale_loaded(loaded, outscale=outscale, size=size, progress=progress)
-                    write_result(job.dest, result, quality=quality)
-                except (GansrError, OSError, MemoryError, torch.OutOfMemoryError) as exc:
-                    summary.failed += 1
-                    if isinstance(exc, torch.OutOfMemoryError) and torch.cuda.is_available():
-                        torch.cuda.empty_cache()  # give the next image the whole device again
-                    with tqdm.external_write_mode(file=sys.stderr):
-                        report(_describe_failure(job, exc))
+        with sigterm_as_interrupt():
+            for job in jobs:
+                bar.set_item(job.source.name)
+                before = bar.done
+                if job.dest.exists() and not overwrite:
+                    summary.skipped += 1
                 else:
-                    summary.done += 1
-            bar.update()
+                    try:
+                        loaded = read_image(job.source, max_pixels=max_pixels)
+                        result = upscaler.upscale_loaded(
+                            loaded,
+                            outscale=outscale,
+                            size=size,
+                            progress=lambda fraction, base=before: bar.update(base + fraction - bar.done),
+                        )
+                        write_result(job.dest, result, quality=quality)
+                    except (GansrError, OSError, MemoryError, torch.OutOfMemoryError) as exc:
+                        summary.failed += 1
+                        if isinstance(exc, torch.OutOfMemoryError) and torch.cuda.is_available():
+                            torch.cuda.empty_cache()  # give the next image the whole device again
+                        with bar.printing():
+                            report(_describe_failure(job, exc))
+                    else:
+                        summary.done += 1
+                        if loaded.frames > 1:
+                            with bar.printing():
+                                warn(
+                                    f"{job.source}: animated image ({loaded.frames} frames): only the "
+                                    "first frame was upscaled"
+                                )
+                bar.update(before + 1 - bar.done)
     except KeyboardInterrupt:
         summary.interrupted = True
     finally:
         bar.close()
         summary.elapsed = time.perf_counter() - start
     return summary
+
+
+def remove_stale_outputs(jobs: Sequence[Job]) -> list[Path]:
+    """Remove what killed runs left in the jobs' output folders: gansr's own temporaries of image
+    outputs that no live process holds (see :mod:`gansr.data.atomic`). Returns the paths removed."""
+    image_suffixes = frozenset(IMAGE_SUFFIXES)
+    folders = dict.fromkeys(job.dest.parent for job in jobs if not is_video(job.dest))
+    removed: list[Path] = []
+    for folder in folders:
+        removed += remove_stale_temporaries(
+            folder, accept=lambda name: os.path.splitext(name)[1].lower() in image_suffixes
+        )
+    return removed
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While active (main thread only), SIGTERM stops the work like Ctrl-C, so the file being
+    written is cleaned up (a cluster scheduler's cancel, ``kill``, ``timeout``). The previous
+    handler is restored after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 def _describe_failure(job: Job, exc: BaseException) -> str:

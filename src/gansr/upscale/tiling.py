@@ -112,19 +112,24 @@ def tiled_forward(
     scale: int,
     plan: TilePlan,
     size_multiple: int = 1,
-    progress: bool = False,
+    progress: bool | Callable[[int, int], None] = False,
 ) -> Tensor:
     """Super-resolve one image ``(C, H, W)`` by tiles; returns ``(C_out, H * scale, W * scale)`` on CPU.
 
     ``forward`` maps a CPU batch ``(B, C, h, w)`` to ``(B, C_out, h * scale, w * scale)`` on any
     device (it does the device transfer). Tiles of equal size are batched ``plan.batch_size`` at a
-    time; ``progress`` shows a tqdm bar over tiles when there is more than one.
+    time. ``progress=True`` shows a tqdm bar over tiles when there is more than one; a callable is
+    called with ``(tiles done, tiles in all)`` after each batch of tiles (``(1, 1)`` untiled).
     """
     if image.dim() != 3:
         raise ValueError(f"tiled_forward takes one image (C, H, W), got shape {tuple(image.shape)}")
+    report = progress if callable(progress) else None
     _, height, width = image.shape
     if plan.tile == 0 or (height <= plan.tile and width <= plan.tile):
-        return _to_cpu_float(forward(image.unsqueeze(0)))[0]
+        out = _to_cpu_float(forward(image.unsqueeze(0)))[0]
+        if report is not None:
+            report(1, 1)
+        return out
 
     multiple = max(1, size_multiple)
     ys = axis_spans(height, plan.tile, plan.overlap, multiple)
@@ -140,7 +145,8 @@ def tiled_forward(
         groups.setdefault(shape, []).append((iy, ix))
 
     canvas: Tensor | None = None
-    bar = _progress_bar(len(tiles), progress)
+    bar = _progress_bar(len(tiles), progress is True)
+    done = 0
     try:
         for members in groups.values():
             for start in range(0, len(members), plan.batch_size):
@@ -160,8 +166,11 @@ def tiled_forward(
                 # Free this batch before the next forward pass allocates its own: otherwise the
                 # previous output (hundreds of MB for a big x4 tile) adds to the next pass's peak.
                 del out, piece, batch
+                done += len(chunk)
                 if bar is not None:
                     bar.update(len(chunk))
+                if report is not None:
+                    report(done, len(tiles))
     finally:
         if bar is not None:
             bar.close()

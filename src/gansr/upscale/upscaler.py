@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +56,10 @@ __all__ = [
 ]
 
 _LUMA = (0.299, 0.587, 0.114)  # ITU-R 601, as PIL's "L" conversion
+
+ProgressArg = bool | Callable[[float], None]
+"""How to report progress within one image: ``True`` for a bar over its tiles, or a function
+called with the fraction of the image done (after each batch of tiles; 1.0 at the end)."""
 
 
 # --------------------------------------------------------------------------- device & model
@@ -190,6 +194,12 @@ class Upscaler:
         self.tile_overlap = overlap
 
         net = load_model(model)
+        if getattr(net, "arch", None) == "onnx":  # onnxruntime runs the graph as exported: fp32
+            if compile:
+                raise ConfigError("compile does not apply to ONNX models (onnxruntime optimizes the graph)")
+            if precision != "fp32":
+                warnings.warn(f"ONNX models run in fp32 (onnxruntime); {precision} ignored", stacklevel=2)
+                precision = "fp32"
         # The shared engine: fused and channels-last on the CPU, bf16/fp16 as asked (falling back
         # to fp32 with a warning where the device has no native support).
         self._fast = prepare_model(net, device=self.device, precision=precision, compile=compile)
@@ -282,7 +292,7 @@ class Upscaler:
         *,
         outscale: float | None = None,
         size: Sequence[int] | None = None,
-        progress: bool = False,
+        progress: ProgressArg = False,
     ) -> tuple[Tensor, Tensor | None]:
         """Upscale ``pixels`` ``(C, H, W)`` (C 1 or 3, float in ``[0, 1]``) and optional ``alpha``
         ``(1, H, W)``; returns both at the final size, float32 on CPU, clamped to ``[0, 1]``."""
@@ -300,7 +310,7 @@ class Upscaler:
                 alpha = resize(alpha, target).clamp_(0, 1)
         return out, alpha
 
-    def _color(self, pixels: Tensor, target: tuple[int, int], progress: bool) -> Tensor:
+    def _color(self, pixels: Tensor, target: tuple[int, int], progress: ProgressArg) -> Tensor:
         """Match the image's channels to the model's, then super-resolve."""
         channels = pixels.shape[0]
         if channels == self.in_channels or self._is_bicubic:
@@ -317,15 +327,18 @@ class Upscaler:
             f"the model takes {self.in_channels}-channel input; cannot use it on {channels}-channel images"
         )
 
-    def _super_resolve(self, pixels: Tensor, target: tuple[int, int], progress: bool) -> Tensor:
+    def _super_resolve(self, pixels: Tensor, target: tuple[int, int], progress: ProgressArg) -> Tensor:
         _, height, width = pixels.shape
         native = (height * self.scale, width * self.scale)
+        done = progress if callable(progress) else (lambda fraction: None)
         if self.arbitrary_scale:
             out = self._run(pixels.unsqueeze(0), size=target)[0].to("cpu", torch.float32)
+            done(1.0)
             return out.clamp_(0, 1)
         if self._is_bicubic:
             # The weightless model is this resize: straight to the final size (no bicubic-on-
             # bicubic), with no tiles (memory is just the input and the output).
+            done(1.0)
             return resize(pixels, target).clamp_(0, 1)
         out = tiled_forward(
             self._run,
@@ -333,7 +346,7 @@ class Upscaler:
             scale=self.scale,
             plan=self.plan(height, width),
             size_multiple=self.size_multiple,
-            progress=progress,
+            progress=progress if isinstance(progress, bool) else lambda done, total: progress(done / total),
         ).clamp_(0, 1)
         if target != native:
             out = resize(out, target).clamp_(0, 1)
@@ -347,7 +360,7 @@ class Upscaler:
         *,
         outscale: float | None = None,
         size: Sequence[int] | None = None,
-        progress: bool = False,
+        progress: ProgressArg = False,
     ) -> LoadedImage:
         """Upscale a :class:`LoadedImage`; the result keeps its bit depth, mode, format and ICC
         profile (dropped when it does not describe the result's colour space) and has no path."""

@@ -121,6 +121,7 @@
       el.model.replaceChildren(
         ...models.map((m) => {
           const option = new Option(`${m.name} (×${m.scale})`, m.name);
+          option.title = m.description || ""; // the full line on hover; the hint shows it too
           option.selected = m.default;
           return option;
         }),
@@ -144,7 +145,7 @@
   function onModelChange() {
     const model = selectedModel();
     if (!model) return;
-    el.modelDesc.textContent = model.description;
+    el.modelDesc.textContent = model.description || `${model.name}, ×${model.scale}`;
     if (!state.outscaleTouched) el.outscale.value = String(model.scale);
     updateOutscaleHint();
   }
