@@ -190,3 +190,16 @@ def test_train_26_to_28_then_render_1800(
         assert up.upscale(digit, size=(side, side)).shape == (1, side, side)
     drawn = net.sample(1, (1800, 1800), generator=torch.Generator().manual_seed(0))
     assert drawn.shape == (1, 1, 1800, 1800) and torch.isfinite(drawn).all()
+
+
+def test_the_upscaler_renders_a_non_integer_model_at_its_own_size() -> None:
+    """A 26 -> 28 model upscales a 26x26 digit to 28x28 with no size given (not to 26x26, the
+    nearest integer scale), and to any size when asked."""
+    import gansr
+
+    net = VAECPPN(scale=28 / 26, **TINY).eval()
+    up = gansr.Upscaler(model=net)
+    digit = torch.rand(1, 1, 26, 26)
+    assert up.output_size(26, 26) == (28, 28)
+    assert up.upscale(digit).shape == (1, 1, 28, 28)
+    assert up.upscale(digit, size=(100, 100)).shape == (1, 1, 100, 100)

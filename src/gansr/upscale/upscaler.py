@@ -276,6 +276,11 @@ class Upscaler:
                 out_w = max(1, round(width * out_h / height))
             return out_h, out_w
         if outscale is None:
+            # A model with a non-integer factor (vae_cppn trained 26 -> 28) knows its own size;
+            # ``self.scale`` is only the nearest integer.
+            default_size = getattr(self.model, "default_size", None)
+            if callable(default_size):
+                return tuple(default_size(height, width))
             return height * self.scale, width * self.scale
         if isinstance(outscale, bool) or not isinstance(outscale, int | float) or not math.isfinite(outscale):
             raise ConfigError(f"outscale must be a positive number, got {outscale!r}")
