@@ -26,7 +26,7 @@ from gansr.models.checkpoint import read_metadata, shipped_models
 SHIPPED = {
     "mnist-x4": ("mnist_sr", "mnist_x4", 4.0),
     "mnist-x4-plus": ("msrresnet", "mnist_x4_plus", 6.0),
-    "mnist-cppn": ("vae_cppn", "vaegan_cppn_mnist", 3.0),
+    "mnist-cppn": ("vae_cppn", "vaegan_cppn_mnist_x4", 3.0),
 }
 SUBSET = 200
 UPSCALER_SUBSET = 20
