@@ -27,7 +27,7 @@ from gansr.cli import main  # noqa: E402
 from gansr.errors import ConfigError  # noqa: E402
 from gansr.upscale import Upscaler  # noqa: E402
 from gansr.upscale.batch import Shard  # noqa: E402
-from gansr.video import VideoSupportMissing, merge_video, upscale_video  # noqa: E402
+from gansr.video import VideoSupportMissing, merge_video, pipeline, upscale_video  # noqa: E402
 from gansr.video.probe import require_av  # noqa: E402
 from gansr.video.progress import FrameProgress  # noqa: E402
 from gansr.video.workdir import WorkDir  # noqa: E402
@@ -208,6 +208,43 @@ def test_odd_sizes_become_even_for_420(tmp_path: Path) -> None:
     assert result.status == "written"
     _, frames = decode(tmp_path / "o.mp4")
     assert frames[0].shape == (38, 52, 3)  # 51 x 38.25 -> 52 x 38 (4:2:0 needs even sides)
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def test_frames_run_within_the_video_memory_budget(monkeypatch, tiny_model: Path) -> None:
+    up = Upscaler(tiny_model)
+    rgb = np.random.default_rng(0).integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    # Untiled, a frame is exactly an image's upscale (the same rounding, one 8-bit copy).
+    whole = pipeline.upscale_frame(up, rgb, (160, 224))
+    assert whole.dtype == np.uint8 and whole.flags.c_contiguous
+    assert np.array_equal(whole, up.upscale(rgb))
+    # The budget reaches the tile plan: a small one tiles the frame, to the same picture.
+    plans: list[int | None] = []
+    real_plan = up.plan
+
+    def plan(height: int, width: int, **kwargs: int | None):
+        plans.append(kwargs["memory_budget"])
+        return real_plan(height, width, **kwargs)
+
+    monkeypatch.setattr(up, "plan", plan)
+    monkeypatch.setattr(pipeline, "FRAME_MEMORY_BUDGET", 1 << 20)
+    assert real_plan(40, 56).tile == 0 and real_plan(40, 56, memory_budget=1 << 20).tile > 0
+    tiled = pipeline.upscale_frame(up, rgb, (160, 224))
+    assert plans == [1 << 20]
+    assert np.abs(tiled.astype(int) - whole).max() <= 1
+
+
+def test_x264_queue_is_bounded_for_large_frames() -> None:
+    from gansr.video.encode import encoder_settings
+
+    def options(height: int, width: int, **extra: str) -> dict[str, str]:
+        return dict(encoder_settings("mp4", size=(height, width), options=extra).options)
+
+    assert options(1920, 3416) == options(2160, 3840) == {"crf": "18"}  # x264's own defaults up to 4K
+    assert options(4320, 7680) == {"crf": "18", "rc-lookahead": "3", "bf": "0", "refs": "1"}  # 8K
+    assert options(4320, 7680, bf="3")["bf"] == "3"  # what the caller asks for wins
 
 
 # --------------------------------------------------------------------------- bad inputs

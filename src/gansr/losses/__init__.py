@@ -33,9 +33,9 @@ from gansr.losses.adversarial import (
     gradient_penalty,
 )
 from gansr.losses.artifacts import LDLLoss, artifact_map
-from gansr.losses.gradient import GradientLoss
 from gansr.losses.base import Loss
 from gansr.losses.feature_matching import FeatureMatchingLoss
+from gansr.losses.gradient import GradientLoss
 from gansr.losses.kl import KLLoss, kl_divergence
 from gansr.losses.mix import AdaptiveMixLoss, MixLoss, MixTerm, build_mix
 from gansr.losses.perceptual import (

@@ -5,11 +5,12 @@ An SR network fed JPEG'd LR images learns from a pixel loss to remove noise and 
 they survive as a grid in the output (measured: `gansr.metrics.blockiness.grid_ratio` hardly moved
 over 3,000 L1 iterations). This loss compares the horizontal and vertical differences of SR and HR
 (``mean |d sr - d hr|``), which a leftover block edge violates directly, and can weight the steps
-that cross the lines of a ``grid``-pixel grid more (``grid_weight``) than the others (``base_weight``). In training, the LR of
-each patch is compressed with its own 8x8 grid anchored at the patch's corner, so with
-``grid = 8 * scale`` those are exactly the output positions where block edges land. The network
-itself never sees positions (it is fully convolutional): it has to recognise block edges by their
-look, which is what it needs on real photos.
+that cross the lines of a ``grid``-pixel grid more (``grid_weight``) than the others
+(``base_weight``). In training, the LR of each patch is compressed with its own 8x8 grid
+anchored at the patch's corner, so with ``grid = 8 * scale`` those are exactly the output
+positions where block edges land. The network itself never sees positions (it is fully
+convolutional): it has to recognise block edges by their look, which is what it needs on real
+photos.
 """
 
 from __future__ import annotations

@@ -242,10 +242,14 @@ class Upscaler:
         """The model's estimated peak memory per LR input pixel (probed or computed once)."""
         return self._fast.bytes_per_pixel()
 
-    def plan(self, height: int, width: int) -> TilePlan:
+    def plan(self, height: int, width: int, *, memory_budget: int | None = None) -> TilePlan:
         """The tile plan for an ``height x width`` LR image on this device (see
-        :func:`gansr.inference.plan`: whole image when it fits, else the least overlap work)."""
-        return plan_for(self._fast, height, width, tile=self.tile, overlap=self.tile_overlap)
+        :func:`gansr.inference.plan`: whole image when it fits, else the least overlap work).
+        ``memory_budget``: bytes one forward pass (plus, on the CPU, the output canvas) may use;
+        default :func:`memory_budget` of the device. An explicit ``tile`` wins over it."""
+        return plan_for(
+            self._fast, height, width, tile=self.tile, overlap=self.tile_overlap, budget_bytes=memory_budget
+        )
 
     # ---- sizes
 
@@ -298,9 +302,13 @@ class Upscaler:
         outscale: float | None = None,
         size: Sequence[int] | None = None,
         progress: ProgressArg = False,
+        memory_budget: int | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """Upscale ``pixels`` ``(C, H, W)`` (C 1 or 3, float in ``[0, 1]``) and optional ``alpha``
-        ``(1, H, W)``; returns both at the final size, float32 on CPU, clamped to ``[0, 1]``."""
+        ``(1, H, W)``; returns both at the final size, float32 on CPU, clamped to ``[0, 1]``.
+
+        ``memory_budget`` (bytes) caps the tile plan's budget for this call (see :meth:`plan`),
+        e.g. lower for video, whose encoder holds memory of its own; ``None``: the device's."""
         if pixels.dim() != 3 or pixels.shape[0] not in (1, 3):
             raise DataError(f"expected pixels of shape (C, H, W) with C 1 or 3, got {tuple(pixels.shape)}")
         pixels = pixels.detach().to("cpu", torch.float32)
@@ -310,29 +318,33 @@ class Upscaler:
             if alpha is not None:
                 alpha = alpha.detach().to("cpu", torch.float32).reshape(1, height, width)
                 pixels = fill_transparent(pixels, alpha)
-            out = self._color(pixels, target, progress)
+            out = self._color(pixels, target, progress, memory_budget)
             if alpha is not None:
                 alpha = resize(alpha, target).clamp_(0, 1)
         return out, alpha
 
-    def _color(self, pixels: Tensor, target: tuple[int, int], progress: ProgressArg) -> Tensor:
+    def _color(
+        self, pixels: Tensor, target: tuple[int, int], progress: ProgressArg, budget: int | None = None
+    ) -> Tensor:
         """Match the image's channels to the model's, then super-resolve."""
         channels = pixels.shape[0]
         if channels == self.in_channels or self._is_bicubic:
-            return self._super_resolve(pixels, target, progress)
+            return self._super_resolve(pixels, target, progress, budget)
         if channels == 1 and self.in_channels == 3:
-            rgb = self._super_resolve(pixels.expand(3, -1, -1), target, progress)
+            rgb = self._super_resolve(pixels.expand(3, -1, -1), target, progress, budget)
             return _luma(rgb).clamp_(0, 1)
         if channels == 3 and self.in_channels == 1:
             ycc = rgb_to_ycbcr(pixels)
-            y = self._super_resolve(ycc[:1], target, progress)
+            y = self._super_resolve(ycc[:1], target, progress, budget)
             chroma = resize(ycc[1:], target)
             return ycbcr_to_rgb(torch.cat([y, chroma])).clamp_(0, 1)
         raise ModelError(
             f"the model takes {self.in_channels}-channel input; cannot use it on {channels}-channel images"
         )
 
-    def _super_resolve(self, pixels: Tensor, target: tuple[int, int], progress: ProgressArg) -> Tensor:
+    def _super_resolve(
+        self, pixels: Tensor, target: tuple[int, int], progress: ProgressArg, budget: int | None = None
+    ) -> Tensor:
         _, height, width = pixels.shape
         native = (height * self.scale, width * self.scale)
         done = progress if callable(progress) else (lambda fraction: None)
@@ -349,7 +361,7 @@ class Upscaler:
             self._run,
             pixels,
             scale=self.scale,
-            plan=self.plan(height, width),
+            plan=self.plan(height, width, memory_budget=budget),
             size_multiple=self.size_multiple,
             progress=progress if isinstance(progress, bool) else lambda done, total: progress(done / total),
         ).clamp_(0, 1)

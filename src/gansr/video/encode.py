@@ -57,10 +57,18 @@ DEFAULT_CRF: dict[str, int] = {
     "libsvtav1": 30,
 }
 
-# x264 queues rc-lookahead frames (plus B-frames and threads), each ~2x its 4:2:0 size inside
-# x264: at 8K its default 40 would hold ~5 GB. Capping the queue at this many bytes of 4:2:0
-# frames (10 frames at 8K, measured ~2.5 GB in all for x264 then) changes nothing up to 4K.
+# x264 keeps each frame of its look-ahead queue (rc-lookahead frames, at least the B-frames) at
+# ~1.8x its 4:2:0 size (with the look-ahead's half-size planes) and each reference frame at ~3.5x
+# (half-pel planes). Up to _LARGE_FRAME_BYTES (a little above 4K DCI) the look-ahead is capped at
+# _LOOKAHEAD_BYTES of 4:2:0 frames, which leaves x264's default 40 up to 4K UHD. Larger frames
+# get no B-frames, one reference and _LARGE_LOOKAHEAD_BYTES of look-ahead (3 frames at 8K):
+# measured at 8K, x264 then holds 0.9 GB instead of 2.2 GB (rc-lookahead 10, 3 B-frames, 3
+# references, as before) and encodes a little faster; on a test clip the file came out 14%
+# smaller at 0.4 dB lower PSNR. x264 runs sliced threads here (PyAV's default), which hold no
+# frames of their own, unlike frame threads.
 _LOOKAHEAD_BYTES = 500_000_000
+_LARGE_FRAME_BYTES = 16_000_000
+_LARGE_LOOKAHEAD_BYTES = 150_000_000
 _BT709, _MPEG_RANGE, _UNSPECIFIED = 1, 1, 2  # FFmpeg AVCOL_* values
 
 
@@ -127,13 +135,20 @@ def encoder_settings(
         opts["preset"] = preset
     height, width = size
     if found.name == "libx264" and height * width:
-        frames = _LOOKAHEAD_BYTES // (height * width * 3 // 2)
-        if frames < 40:
-            opts["rc-lookahead"] = str(max(5, frames))
+        opts.update(_x264_memory_options(height * width * 3 // 2))
     if found.name == "libx265":
         opts["x265-params"] = "log-level=error"  # x265 prints its own info lines to stderr
     opts.update({str(k): str(v) for k, v in (options or {}).items()})
     return EncoderSettings(codec=found.name, pix_fmt=pix_fmt, options=opts)
+
+
+def _x264_memory_options(frame_bytes: int) -> dict[str, str]:
+    """x264 options that bound its frame queue for frames of ``frame_bytes`` (4:2:0); see
+    :data:`_LOOKAHEAD_BYTES`. Options given by the caller override these."""
+    if frame_bytes > _LARGE_FRAME_BYTES:
+        return {"rc-lookahead": str(max(3, _LARGE_LOOKAHEAD_BYTES // frame_bytes)), "bf": "0", "refs": "1"}
+    frames = _LOOKAHEAD_BYTES // frame_bytes
+    return {"rc-lookahead": str(max(5, frames))} if frames < 40 else {}
 
 
 def even_size(height: int, width: int, pix_fmt: str) -> tuple[int, int]:
