@@ -23,12 +23,9 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import signal
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -39,7 +36,7 @@ import torch
 
 from gansr.errors import ConfigError, DataError, GansrError, Interrupted
 from gansr.inference import memory_budget
-from gansr.upscale.batch import BatchSummary, Job, Shard
+from gansr.upscale.batch import BatchSummary, Job, Shard, sigterm_as_interrupt
 from gansr.upscale.upscaler import Upscaler
 from gansr.video.encode import (
     EncoderSettings,
@@ -496,24 +493,6 @@ def _ranges(indexes: Sequence[int]) -> str:
 
 
 # --------------------------------------------------------------------------- many videos
-
-
-@contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """While active (main thread only), SIGTERM stops the work like Ctrl-C: a cluster scheduler's
-    cancel keeps the finished segments. The previous handler is restored after."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 def run_video_jobs(

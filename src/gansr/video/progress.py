@@ -12,19 +12,9 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
+from gansr.upscale.progress import format_duration
+
 __all__ = ["FrameProgress", "format_duration"]
-
-
-def format_duration(seconds: float) -> str:
-    """``4m12s``, ``1h03m``, ``9s``."""
-    seconds = max(0, round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    if minutes:
-        return f"{minutes}m{secs:02d}s"
-    return f"{secs}s"
 
 
 class FrameProgress:
