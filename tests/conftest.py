@@ -1,4 +1,4 @@
-"""Shared fixtures: where the real data lives.
+"""Shared fixtures: where the real data lives, and one torch thread per test module.
 
 The real datasets sit in ``shared/data`` beside the repository (``../shared/data`` from the
 repository root); ``GANSR_SHARED_DATA`` overrides that. Tests that need them skip with a reason
@@ -9,6 +9,7 @@ when the folder is absent, so a bare checkout still runs the rest. Set5 ships in
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,19 @@ def set5() -> Path:
 @pytest.fixture(scope="session")
 def set14(shared_data: Path) -> Path:
     return shared_data / "Set14"
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """One torch intra-op thread while the module that asks for it runs; restored afterwards.
+
+    Tests check results, not speed: on a shared machine extra threads only spin against the
+    other processes' threads. A module opts in with ``pytestmark = pytest.mark.usefixtures("one_thread")``;
+    module scope, so the module's own module-scoped fixtures are computed on one thread too.
+    """
+    import torch  # here, so collecting tests that need no torch does not import it
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

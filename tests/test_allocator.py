@@ -1,4 +1,4 @@
-"""gansr.allocator: large freed blocks are reused inside the scope and returned after it.
+"""gansr.engine.allocator: large freed blocks are reused inside the scope and returned after it.
 
 Page faults and RSS depend on what the heap already holds, so the measurements run in a fresh
 interpreter (one, shared by the tests): inside pytest, free chunks left by earlier tests can
@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from gansr.allocator import _glibc
+from gansr.engine.allocator import _glibc
 
 pytestmark = pytest.mark.skipif(
     _glibc() is None,
@@ -29,7 +29,7 @@ _PROGRAM = textwrap.dedent(
     """
     import json, os, resource, sys
     import torch
-    from gansr.allocator import reuse_large_blocks
+    from gansr.engine.allocator import reuse_large_blocks
 
     BLOCK = int(sys.argv[1])
 

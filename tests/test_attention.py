@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,15 +14,9 @@ from gansr.errors import ConfigError
 from gansr.models.attention import WindowAttention
 from gansr.train.config import load_config
 from gansr.train.logging import read_jsonl
-from gansr.train.loop import forward_with_features
+from gansr.train.step import forward_with_features
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _active(block: WindowAttention, seed: int = 0) -> WindowAttention:

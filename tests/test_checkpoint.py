@@ -222,6 +222,36 @@ def test_names_resolve_to_shipped_models_or_explain(tmp_path, monkeypatch):
         models.load("nope")
 
 
+def test_architecture_names_need_random_weights_which_are_seeded():
+    with pytest.raises(ModelError, match=r"not trained weights \(random weights .*random_weights=True"):
+        models.load("msrresnet")
+    state = torch.get_rng_state()
+    a = models.load("msrresnet", random_weights=True, scale=2)
+    assert torch.equal(torch.get_rng_state(), state)  # the caller's random stream is left alone
+    again = models.load("msrresnet", random_weights=True, scale=2)
+    other = models.load("msrresnet", random_weights=True, scale=2, seed=1)
+    assert all(torch.equal(v, again.state_dict()[k]) for k, v in a.state_dict().items())
+    assert not torch.equal(a.state_dict()["conv_first.weight"], other.state_dict()["conv_first.weight"])
+    assert a.scale == 2 and not a.training
+    assert a.metadata["format"] == "random" and a.metadata["seed"] == 0 and a.metadata["config"]["scale"] == 2
+    # A weightless architecture needs no option; a discriminator loads, but is no generator.
+    bicubic = models.load("bicubic", scale=3)
+    assert bicubic.scale == 3 and bicubic.metadata["format"] == "weightless"
+    critic = models.load("patch_d", random_weights=True)
+    with pytest.raises(ModelError, match="'patch_d' is not an SR generator"):
+        models.require_generator(critic)
+    assert models.require_generator(bicubic) is bicubic
+
+
+def test_a_requested_scale_must_match_a_trained_model(tmp_path):
+    path = models.save(models.create("msrresnet", num_block=1, scale=2), tmp_path / "x2")
+    assert models.load(path, scale=2).scale == 2
+    with pytest.raises(ConfigError, match="scale 4 does not match the checkpoint's scale 2"):
+        models.load(path, scale=4)
+    with pytest.raises(ConfigError, match="unknown option 'scale' for model 'patch_d'"):
+        models.load("patch_d", scale=2, random_weights=True)
+
+
 def test_shipped_models_lists_package_weights():
     found = checkpoint.shipped_models()
     assert all(path.suffix == ".safetensors" and path.is_file() for path in found.values())

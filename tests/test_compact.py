@@ -27,13 +27,7 @@ from gansr.models.checkpoint import read_metadata
 State = dict[str, torch.Tensor]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Results, not speed, are tested; on a shared 2-core machine extra threads only spin.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def realesrgan_state(in_ch: int, num_feat: int, num_conv: int, scale: int, seed: int) -> State:

@@ -4,7 +4,6 @@ up to 1800x1800."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,13 +20,7 @@ from gansr.train.build import build_parts
 from gansr.train.config import load_config
 from gansr.train.logging import read_jsonl
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 TINY = {"latent_dim": 4, "num_feat": 4, "cppn_width": 8, "cppn_depth": 1}

@@ -37,6 +37,7 @@ from gansr.degrade import pipeline as pipeline_module
 from gansr.errors import ConfigError
 
 FAMILIES = ("gaussian", "generalized", "plateau")
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -46,15 +47,6 @@ FAMILIES = ("gaussian", "generalized", "plateau")
 def baby(set5: Path) -> torch.Tensor:
     """A real RGB photo (Set5 baby, 512x512), float32 in [0, 1]."""
     return read_image(set5 / "baby.png", channels="rgb").pixels
-
-
-@pytest.fixture
-def one_thread():
-    """Single-threaded torch for timings (the suite may share the machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -485,7 +477,8 @@ def test_realworld_x4_runs_on_cuda_with_a_cuda_generator(baby):
 
 
 def test_training_loader_batches_do_not_depend_on_the_worker_count(shared_data, tmp_path):
-    from gansr.train.data import BatchPlan, FolderSource, TrainSamples, make_loader
+    from gansr.data.loader import make_loader
+    from gansr.train.data import BatchPlan, FolderSource, TrainSamples
 
     bsds = sorted((shared_data / "bsds500" / "train").glob("*.jpg"))[:3]
     if len(bsds) < 3:
@@ -500,7 +493,7 @@ def test_training_loader_batches_do_not_depend_on_the_worker_count(shared_data, 
 
     def batches(workers: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         plan = BatchPlan(len(source), 2, seed=7)
-        loader = iter(make_loader(samples, plan, workers=workers, seed=7, pin_memory=False))
+        loader = iter(make_loader(samples, batches=plan, num_workers=workers, seed=7, pin_memory=False))
         out = [next(loader) for _ in range(3)]
         del loader  # stops the workers
         return out

@@ -47,24 +47,24 @@ class FakeDistribution:
 def test_install_command_follows_how_gansr_was_installed(monkeypatch, direct_url, expected) -> None:
     from importlib import metadata
 
-    from gansr.cli import extras
+    from gansr import errors
 
     monkeypatch.setattr(metadata, "distribution", lambda name: FakeDistribution(direct_url))
     monkeypatch.chdir("/")
-    assert extras.install_command("serve") == expected
+    assert errors.install_command("serve") == expected
 
 
 def test_editable_install_in_its_own_folder_says_dot(monkeypatch, tmp_path: Path) -> None:
     from importlib import metadata
 
-    from gansr.cli import extras
+    from gansr import errors
 
     requires = ['fastapi>=0.110; extra == "serve"', 'uvicorn>=0.29; extra == "serve"', "numpy>=1.24"]
     url = {"url": tmp_path.as_uri(), "dir_info": {"editable": True}}
     monkeypatch.setattr(metadata, "distribution", lambda name: FakeDistribution(url, requires))
     monkeypatch.chdir(tmp_path)
     assert (
-        extras.install_hint("serve")
+        errors.install_hint("serve")
         == "install it with: pip install -e '.[serve]' (or: pip install fastapi uvicorn)"
     )
 
@@ -79,7 +79,7 @@ def test_editable_install_in_its_own_folder_says_dot(monkeypatch, tmp_path: Path
 )
 def test_missing_extras_give_the_command_for_this_install(capsys, monkeypatch, tmp_path, module, argv, extra):
     monkeypatch.setitem(sys.modules, module, None)  # import MODULE -> ImportError
-    monkeypatch.setattr("gansr.cli.extras._origin", lambda: ("editable", str(tmp_path / "clone")))
+    monkeypatch.setattr("gansr.errors._origin", lambda: ("editable", str(tmp_path / "clone")))
     monkeypatch.chdir(tmp_path)
     (tmp_path / "clone").mkdir()
     (tmp_path / "clip.mp4").write_bytes(b"\x00" * 64)

@@ -18,7 +18,8 @@ import gansr
 from gansr import models
 from gansr.cli import main
 from gansr.data import MNISTDataset
-from gansr.evaluate import MNIST_SEED, evaluate_mnist, quantize
+from gansr.degrade import quantize
+from gansr.evaluate import MNIST_SEED, evaluate_mnist
 from gansr.metrics import psnr
 from gansr.models.checkpoint import read_metadata, shipped_models
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +16,7 @@ FAST = ["train.log_every=1", "train.val_every=2", "train.ckpt_every=2", "train.v
         "train.sample_images=2", "train.plot_every=1000", "data.workers=0", "device=cpu"]  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # The test machine is shared: one torch thread avoids oversubscription slowdowns.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _run(capsys: pytest.CaptureFixture[str], out: Path, config: str, *overrides: str) -> tuple[Path, str]:
@@ -212,7 +205,7 @@ def test_nonfinite_losses_skip_steps_then_stop_the_run(
 
 def test_optimizer_step_skips_non_finite_losses() -> None:
     from gansr.train.distributed import DistContext
-    from gansr.train.loop import optimizer_step
+    from gansr.train.step import optimizer_step
 
     ctx = DistContext(0, 1, 0, torch.device("cpu"))
     model = torch.nn.Linear(2, 1)

@@ -212,6 +212,24 @@ def test_batch_plan_is_a_pure_function_of_the_batch_index() -> None:
     assert item_seed(1, 2, 3) == item_seed(1, 2, 3) != item_seed(1, 2, 4)
 
 
+def test_the_loader_follows_the_batch_plan() -> None:
+    from gansr.data.loader import make_loader
+
+    class Keys(torch.utils.data.Dataset):
+        def __getitem__(self, key: tuple[int, int]) -> torch.Tensor:
+            return torch.tensor(key)
+
+        def __len__(self) -> int:
+            return 10
+
+    plan = BatchPlan(10, 3, seed=5, start=2)
+    batches = iter(make_loader(Keys(), batches=plan, seed=5, pin_memory=False))
+    for b in (2, 3, 4):  # epoch 0's last batch, then epoch 1
+        assert next(batches).tolist() == [list(key) for key in plan.keys(b)]
+    with pytest.raises(ConfigError, match="exactly one of batch_size and batches"):
+        make_loader(Keys(), 3, batches=plan)
+
+
 # -------------------------------------------------------------------------------------- interp
 def test_interpolation_follows_esrgan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from gansr import models
@@ -264,3 +282,78 @@ def test_interpolation_follows_esrgan(tmp_path: Path, capsys: pytest.CaptureFixt
     assert not (tmp_path / "bad.safetensors").exists()
     with pytest.raises(ConfigError, match="alpha"):
         interpolate(gan, psnr_model, 1.5)
+
+
+# ------------------------------------------------------------------------- train state and step
+def _tiny_wgan_gp(set5: Path) -> tuple:
+    """A tiny WGAN-GP run (5 critic steps, gradient penalty drawn from the state's noise) on Set5."""
+    from gansr.train.build import build_parts
+    from gansr.train.config import load_config
+    from gansr.train.distributed import DistContext
+    from gansr.train.state import TrainState
+    from gansr.train.step import TrainStep
+
+    cfg = load_config(
+        "msrgan_x4_bsds",
+        [f"data.root={set5}", "data.patch_size=32", "data.batch_size=2", "device=cpu", "train.amp=none",
+         "model.g.kwargs={num_feat: 8, kernels: [3, 5], num_block: 1, convs_per_block: 2}",
+         "model.d.kwargs={num_feat: 8, num_down: 2}", "train.pretrain.iters=1", "train.gan.iters=2"],
+    )  # fmt: skip
+    ctx = DistContext(0, 1, 0, torch.device("cpu"))
+    parts = build_parts(cfg)
+    state = TrainState.create(cfg, parts, ctx)
+    state.g.train()
+    state.d.train()
+    return parts, state, TrainStep(state, cfg, ctx), ctx
+
+
+def _batches(parts, start: int):
+    """``next_batch`` over fixed batches of two samples, counting how many were drawn."""
+    drawn = []
+
+    def next_batch() -> tuple[torch.Tensor, torch.Tensor]:
+        pairs = [parts.samples[(0, (start + len(drawn) * 2 + k) % len(parts.samples))] for k in range(2)]
+        drawn.append(1)
+        return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+
+    return next_batch, drawn
+
+
+def test_gan_step_runs_n_critic_d_steps_with_the_gradient_penalty(set5: Path) -> None:
+    parts, state, step, _ = _tiny_wgan_gp(set5)
+    next_batch, drawn = _batches(parts, 0)
+    out = step(state, next_batch, pretrain=False)
+    assert len(drawn) == 5 and len(out.d_loss) == len(out.d_gp) == 5  # n_critic: 5 batches, 5 D steps
+    values = out.values()
+    assert list(values)[:5] == ["d_loss", "d_gp", "d_real", "d_fake", "g_total"]
+    assert values["d_gp"] == pytest.approx(sum(gp.item() for gp in out.d_gp) / 5)
+    assert {"g_ssim", "g_l1", "g_wgan_gp"} <= set(values) and out.stepped
+    assert state.ema.num_updates == 1 and state.optimizers["d"].state and state.optimizers["g_gan"].state
+
+
+def test_train_state_checkpoint_is_everything_resume_needs(set5: Path, tmp_path: Path) -> None:
+    parts, state, step, ctx = _tiny_wgan_gp(set5)
+    step(state, _batches(parts, 0)[0], pretrain=True)
+    step(state, _batches(parts, 2)[0], pretrain=False)
+    state.iteration, state.batch_index, state.best_psnr, state.last_val = 2, 6, 21.5, {"val_psnr": 21.5}
+    state.nonfinite_streak, state.nonfinite_total = 1, 3
+    state.log_sums, state.log_count = {"g_total": 0.5}, 1
+    torch.save(state.state_dict(ctx), tmp_path / "c.pt")
+    checkpoint = load_checkpoint(tmp_path / "c.pt")  # weights_only: plain data and tensors
+    ahead = step(state, _batches(parts, 4)[0], pretrain=False).values()
+
+    parts2, resumed, step2, _ = _tiny_wgan_gp(set5)  # a fresh run, then the checkpoint
+    resumed.load_state_dict(checkpoint, ctx)
+    assert (resumed.iteration, resumed.batch_index, resumed.best_psnr) == (2, 6, 21.5)
+    assert (resumed.nonfinite_streak, resumed.nonfinite_total, resumed.log_count) == (1, 3, 1)
+    assert resumed.log_sums == {"g_total": 0.5} and resumed.last_val == {"val_psnr": 21.5}
+    assert resumed.ema.num_updates == 2
+    # the same next step: weights, optimizer moments, EMA and the noise of the gradient penalty
+    assert step2(resumed, _batches(parts2, 4)[0], pretrain=False).values() == ahead
+    for a, b in zip(state.g.state_dict().values(), resumed.g.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+    other = EMA(nn.Linear(1, 1), 0.9)
+    resumed.ema = other  # a model the checkpoint does not fit
+    with pytest.raises(ModelError, match=r"^--resume: x\.pt does not match this config \("):
+        resumed.load_state_dict(checkpoint, ctx, source="--resume: x.pt")

@@ -13,21 +13,16 @@ from PIL import Image, ImageCms
 from gansr import models
 from gansr.data.io import read_image
 from gansr.degrade import imresize
+from gansr.engine.fast import estimate_memory, prepare_model
+from gansr.engine.tiles import MIN_TILE, TilePlan, axis_spans, plan, run_tiled
 from gansr.errors import ConfigError, DataError, ModelError
-from gansr.upscale.tiling import TilePlan, axis_spans, plan_tiles, tiled_forward
-from gansr.upscale.upscaler import Upscaler, estimate_bytes_per_pixel, fill_transparent, icc_for, resize
+from gansr.upscale.pixels import fill_transparent, icc_for, resize
+from gansr.upscale.upscaler import Upscaler
 
 ONE_LEVEL = 1 / 255
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # These tests check results, not speed; on a shared 2-core machine a second intra-op thread
-    # only spins against the other processes' threads (several times slower).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +62,7 @@ def test_tiled_bicubic_model_equals_untiled(texture: torch.Tensor) -> None:
     with torch.inference_mode():
         whole = model(texture[None])[0]
         for tile in (8, 20, 33):
-            tiled = tiled_forward(model, texture, scale=4, plan=TilePlan(tile, 32, 4))
+            tiled = run_tiled(model, texture, scale=4, tile_plan=TilePlan(tile, 32, 4))
             assert (tiled - whole).abs().max().item() <= 1e-5
     assert torch.allclose(Upscaler(model, device="cpu").upscale(texture), whole.clamp(0, 1), atol=1e-5)
 
@@ -104,28 +99,40 @@ def test_blend_weights_sum_to_one_everywhere() -> None:
 
     image = torch.rand(3, 53, 71)
     for tile, overlap in [(5, 32), (16, 4), (20, 0), (7, 3)]:
-        out = tiled_forward(ones, image, scale=3, plan=TilePlan(tile, overlap, 3))
+        out = run_tiled(ones, image, scale=3, tile_plan=TilePlan(tile, overlap, 3))
         assert out.shape == (2, 159, 213)
         assert (out - 1).abs().max().item() < 1e-6
 
 
-def test_plan_tiles_respects_the_budget() -> None:
-    assert plan_tiles(100, 100, bytes_per_pixel=1000, budget_bytes=10**8).tile == 0  # fits: one piece
-    plan = plan_tiles(2000, 3000, bytes_per_pixel=16_000, budget_bytes=1 << 30, overlap=32, size_multiple=4)
-    assert plan.tile % 4 == 0 and plan.tile >= 32
-    assert (plan.tile + 64) ** 2 * 16_000 <= 1 << 30
-    assert plan.batch_size >= 1
-    assert plan_tiles(5000, 5000, bytes_per_pixel=1e6, budget_bytes=1 << 20).tile == 32  # floor
-    assert plan_tiles(100, 100, bytes_per_pixel=1, budget_bytes=1 << 30, tile=24).tile == 24  # explicit
+def test_plan_fits_the_budget_with_the_least_overlap_work() -> None:
+    # The planner the Upscaler, bench, video and the web app use, on a real (narrow) model.
+    fast = prepare_model(small_model("rrdbnet"), device="cpu")  # size_multiple 2
+    assert plan(fast, 100, 100, budget_bytes=1 << 30).tile == 0  # fits: one piece, no overlap work
+    assert plan(fast, 5000, 5000, budget_bytes=1 << 20).tile == MIN_TILE  # nothing fits: the floor
+    budget = 1 << 29
+    for height, width in [(2000, 3000), (1777, 2999)]:
+        tp = plan(fast, height, width, budget_bytes=budget)
+        assert tp.tile >= MIN_TILE and tp.tile % fast.size_multiple == 0
+        ys = axis_spans(height, tp.tile, tp.overlap, fast.size_multiple)
+        xs = axis_spans(width, tp.tile, tp.overlap, fast.size_multiple)
+        biggest = fast.memory_bytes(max(s.hi - s.lo for s in ys), max(s.hi - s.lo for s in xs))
+        canvas = 3 * height * width * fast.scale**2 * 4  # the CPU output canvas is held beside a tile
+        assert biggest <= max(budget // 4, budget - canvas)
+    assert plan(fast, 100, 100, tile=24).tile == 24  # explicit wins
+    assert plan(fast, 100, 100, tile=23).tile == 24  # rounded up to the size multiple
     with pytest.raises(ConfigError):
-        plan_tiles(10, 10, bytes_per_pixel=1, budget_bytes=1, tile=-1)
+        plan(fast, 10, 10, tile=-1)
+    with pytest.raises(ConfigError):
+        plan(fast, 10, 10, overlap=-1)
 
 
 def test_auto_tiles_fit_the_memory_budget() -> None:
     up = Upscaler(small_model("msrresnet"), device="cpu")
     budget = 1 << 26
-    plan = plan_tiles(3000, 4000, bytes_per_pixel=up.bytes_per_pixel(), budget_bytes=budget)
-    assert plan.tile >= 32 and (plan.tile + 2 * plan.overlap) ** 2 * up.bytes_per_pixel() <= budget
+    tp = up.plan(3000, 4000, memory_budget=budget)
+    assert tp == plan(up._fast, 3000, 4000, budget_bytes=budget)  # the Upscaler plans with the engine
+    assert tp.tile >= MIN_TILE
+    assert up._fast.memory_bytes(tp.tile + 2 * tp.overlap, tp.tile + 2 * tp.overlap) <= budget
     assert up.plan(40, 40).tile == 0  # small images run in one piece
     assert up.plan(20_000, 20_000).tile > 0
 
@@ -134,8 +141,8 @@ def test_memory_probe_grows_with_the_model_width() -> None:
     narrow = models.create("msrresnet", num_feat=16, num_block=1).eval()
     wide = models.create("msrresnet", num_feat=64, num_block=1).eval()
     with torch.inference_mode():
-        b_narrow = estimate_bytes_per_pixel(narrow, narrow, 3)
-        b_wide = estimate_bytes_per_pixel(wide, wide, 3)
+        b_narrow = estimate_memory(narrow, narrow, 3)
+        b_wide = estimate_memory(wide, wide, 3)
     # Widest activation: num_feat channels at 4x4 output pixels per LR pixel, float32.
     assert b_narrow >= 16 * 16 * 4 and b_wide >= 64 * 16 * 4
     assert 3.5 < b_wide / b_narrow < 4.5

@@ -21,13 +21,7 @@ from gansr.cli import main
 fcntl = pytest.importorskip("fcntl", reason="temporaries are told apart by file locks (POSIX)")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Results, not speed, are tested; on a shared 2-core machine extra threads only spin.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:

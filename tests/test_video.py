@@ -32,14 +32,7 @@ from gansr.video.probe import require_av  # noqa: E402
 from gansr.video.progress import FrameProgress  # noqa: E402
 from gansr.video.workdir import WorkDir  # noqa: E402
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Results, not speed, are tested; on a shared 2-core machine extra threads only spin.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # Frame durations (ms) of the variable-rate clips: 20, 33, 50, 100 and 17 ms, repeating.

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from gansr import models
-from gansr.inference import naive_forward, prepare_model
+from gansr.engine.fast import naive_forward, prepare_model
 from gansr.kernels import winograd
 from gansr.models.fused import FusedConv2d
 

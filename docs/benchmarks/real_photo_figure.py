@@ -3,7 +3,7 @@
     python docs/benchmarks/real_photo_figure.py ../shared/data/Set14 docs/benchmarks/real_photos.png
 
 Rows: Set14 crops, LR made by the two benchmark degradations (`jpeg60_x4`, `blurnoise_jpeg70_x4`)
-exactly as `gansr benchmark --degradation NAME --seed 0` makes them (same per-image seeds), each
+exactly as `gansr report --degradation NAME --seed 0` makes them (same per-image seeds), each
 crop 160x160 output pixels shown at 1:1, the input nearest-upscaled.
 """
 

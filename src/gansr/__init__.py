@@ -7,7 +7,8 @@ discriminators), :mod:`gansr.losses`, :mod:`gansr.upscale` (:class:`gansr.Upscal
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from gansr.version import __version__
+
 __all__ = ["Upscaler", "__version__"]
 
 if TYPE_CHECKING:

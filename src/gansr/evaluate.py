@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from gansr.degrade.ops import quantize
 from gansr.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -114,11 +115,6 @@ def _mean(values: Iterable[float]) -> float:
     return math.fsum(vals) / len(vals)
 
 
-def quantize(img: torch.Tensor) -> torch.Tensor:
-    """Round to 8-bit levels, as writing and re-reading a PNG would (keeps the dtype)."""
-    return (img.clamp(0, 1) * 255).round() / 255
-
-
 def modcrop(img: torch.Tensor, scale: int) -> torch.Tensor:
     """Crop the bottom/right so height and width are multiples of ``scale``."""
     h, w = img.shape[-2:]
@@ -174,19 +170,6 @@ class Degradation:
     def to_json(self) -> dict[str, Any]:
         """``{name, seed, steps}``: what the evaluation JSON records, ``steps`` with defaults filled in."""
         return {"name": self.name, "seed": self.seed, "steps": self.pipeline.config}
-
-
-def resolve_model(spec: str, scale: int) -> nn.Module:
-    """Turn a ``--model`` value into a generator.
-
-    ``bicubic`` is the weightless baseline at the requested scale; anything else goes through
-    :func:`gansr.models.load` (a shipped model name, a gansr checkpoint or a peer ``.pth``).
-    """
-    from gansr import models
-
-    if spec == "bicubic":
-        return models.create("bicubic", scale=scale)
-    return models.load(spec)
 
 
 @torch.inference_mode()

@@ -1,7 +1,8 @@
 """The ``gansr`` command line.
 
-Each sub-command lives in ``gansr/cli/<name>.py`` and exposes ``register(subparsers)``, which adds
-its parser and sets ``func`` to a ``run(args) -> int`` function. Sub-command modules import torch
+Each sub-command lives in ``gansr/cli/<name>.py`` and exposes ``HELP`` (its one-line description
+in ``gansr --help``) and ``register(subparsers)``, which adds its parser and sets ``func`` to a
+``run(args) -> int`` function. Sub-command modules import torch
 and other heavy packages inside ``run`` only, so ``gansr --help`` and start-up stay fast.
 
 Errors the user can cause are :class:`gansr.errors.GansrError`; they are printed as one line and
@@ -17,35 +18,47 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-# Order here is the order in `gansr --help`.
-COMMANDS: tuple[str, ...] = (
-    "upscale",
-    "eval",
-    "benchmark",
-    "bench",
-    "models",
-    "export",
-    "train",
-    "degrade",
-    "interp",
-    "sample",
-    "serve",
+# The commands as `gansr --help` lists them: (heading, names). Each module ``gansr.cli.<name>``
+# has ``HELP``, its one-line description.
+COMMAND_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("run a model", ("upscale", "serve")),
+    ("measure", ("eval", "report", "speed")),
+    ("inspect and convert models", ("models", "export", "interp")),
+    ("train and make data", ("train", "degrade", "sample")),
 )
+COMMANDS: tuple[str, ...] = tuple(name for _, names in COMMAND_GROUPS for name in names)
+
+# Former command names: not in the parser (so not in --help or its list of choices); main() runs
+# the new command in their place after one line on stderr, so that users' scripts keep working.
+DEPRECATED_NAMES: dict[str, str] = {"bench": "speed", "benchmark": "report"}
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from gansr import __version__
+    """The ``gansr`` parser: every sub-command, grouped in the help (former names: see :func:`main`)."""
+    from gansr.version import __version__
 
+    modules = {name: importlib.import_module(f"gansr.cli.{name}") for name in COMMANDS}
+    width = max(map(len, COMMANDS)) + 2
+    listing = "\n\n".join(
+        f"{heading}:\n" + "\n".join(f"  {name:<{width}}{modules[name].HELP}" for name in names)
+        for heading, names in COMMAND_GROUPS
+    )
     parser = argparse.ArgumentParser(
-        prog="gansr", description="GAN-based single-image super-resolution toolkit."
+        prog="gansr",
+        usage="gansr [-h] [--version] COMMAND ...",
+        description="GAN-based single-image super-resolution toolkit.",
+        epilog=f"{listing}\n\n'gansr COMMAND --help' describes a command and its options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"gansr {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
-        importlib.import_module(f"gansr.cli.{name}").register(sub)
+    # The listing above replaces argparse's flat one, which has no headings; hiding that also
+    # hides COMMAND from the usage, hence the explicit usage (and prog, which sub-commands prefix).
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", help=argparse.SUPPRESS, prog="gansr")
+    for module in modules.values():
+        module.register(sub)
     return parser
 
 
@@ -55,10 +68,16 @@ def error(message: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
     from gansr.errors import GansrError, Interrupted
 
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words and words[0] in DEPRECATED_NAMES:  # top-level options all exit, so words[0] is the command
+        new = DEPRECATED_NAMES[words[0]]
+        print(f"gansr: warning: gansr {words[0]} is now gansr {new}", file=sys.stderr)
+        words[0] = new
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(words)
     if args.command is None:
         parser.print_help()
         return EXIT_USER_ERROR

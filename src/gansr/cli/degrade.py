@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
+from gansr.cli.options import non_negative_int, positive_int
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -28,10 +30,12 @@ random draw for every row, so a column compares one set of degradation parameter
 SEPARATOR = 2
 
 
+HELP = "show what a degradation pipeline does (grid of HR patches and LR samples)"
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "degrade",
-        help="show what a degradation pipeline does (grid of HR patches and LR samples)",
         description="Write a PNG grid of HR patches and degraded versions of them, one row per image.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -47,33 +51,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("-o", "--output", required=True, metavar="GRID", help="output image (PNG recommended)")
     p.add_argument(
-        "--samples", type=_positive_int, default=8, metavar="N", help="degraded versions per row (default: 8)"
+        "--samples", type=positive_int, default=8, metavar="N", help="degraded versions per row (default: 8)"
     )
-    p.add_argument("--seed", type=_non_negative_int, default=0, metavar="N", help="random seed (default: 0)")
+    p.add_argument("--seed", type=non_negative_int, default=0, metavar="N", help="random seed (default: 0)")
     p.add_argument(
-        "--patch", type=_positive_int, default=128, metavar="PX", help="HR crop size in pixels (default: 128)"
+        "--patch", type=positive_int, default=128, metavar="PX", help="HR crop size in pixels (default: 128)"
     )
     p.add_argument(
-        "--max-images", type=_positive_int, default=8, metavar="N", help="rows at most (default: 8)"
+        "--max-images", type=positive_int, default=8, metavar="N", help="rows at most (default: 8)"
     )
     p.set_defaults(func=run)
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = _non_negative_int(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be > 0")
-    return value
 
 
 def load_pipeline(spec: str) -> Pipeline:

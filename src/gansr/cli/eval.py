@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 
+HELP = "measure a model on a folder of HR images (PSNR/SSIM, Y channel)"
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "eval",
-        help="measure a model on a folder of HR images (PSNR/SSIM, Y channel)",
         description=(
             "Measure a model with the SR literature's protocol: LR by MATLAB bicubic, "
             "PSNR/SSIM on the Y channel with `scale` pixels cropped at each border. "
@@ -63,6 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from gansr import models
     from gansr.cli import error
     from gansr.data import resolve_benchmark
     from gansr.errors import ConfigError
@@ -72,7 +74,6 @@ def run(args: argparse.Namespace) -> int:
         evaluate_mnist,
         format_table,
         is_mnist_folder,
-        resolve_model,
     )
     from gansr.upscale.progress import Progress
 
@@ -85,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("--degradation applies to photo folders; MNIST has its own fixed protocol")
         if args.niqe:
             raise ConfigError("--niqe needs images of at least 192x96 pixels; MNIST digits are 28x28")
-        model = resolve_model(args.model, args.scale)
+        model = models.require_generator(models.load(args.model, scale=args.scale))
         total = min(args.max_images or MNIST_HELD_OUT, MNIST_HELD_OUT)
         with Progress("eval", total, unit="digits") as bar:
             result = evaluate_mnist(
@@ -107,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     degradation = None
     if args.degradation is not None:
         degradation = Degradation.resolve(args.degradation, args.scale, seed=args.seed)
-    model = resolve_model(args.model, args.scale)
+    model = models.require_generator(models.load(args.model, scale=args.scale))
 
     with Progress("eval", _count_images(folder), unit="images") as bar:
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+HELP = "blend two models of the same architecture (ESRGAN network interpolation)"
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "interp",
-        help="blend two models of the same architecture (ESRGAN network interpolation)",
         description=(
             "Write alpha * A + (1 - alpha) * B, parameter by parameter. As in ESRGAN, alpha weights the "
             "GAN-trained model: pass the GAN model as A and the PSNR-oriented model as B (alpha 1 = A, "

@@ -6,13 +6,17 @@ import argparse
 import json
 from typing import Any
 
-DEFAULT_SIZE = "64x64"
+from gansr.cli.options import Size, parse_size
+
+DEFAULT_SIZE = Size(64, 64)
+
+
+HELP = "list the architectures (parameters, MACs) and the shipped models"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "models",
-        help="list the architectures (parameters, MACs) and the shipped models",
         description=(
             "List every architecture with its trainable parameters at the default configuration and "
             "its multiply-accumulates (convolution and linear layers) for one input of --size: the LR "
@@ -25,27 +29,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON list of objects instead of a table")
     p.add_argument(
         "--size",
+        type=parse_size,
         default=DEFAULT_SIZE,
-        metavar="HxW",
-        help=f"input size for the MAC counts (default: {DEFAULT_SIZE})",
+        metavar="WxH",
+        help=f"input size for the MAC counts, WxH or N (default: {DEFAULT_SIZE})",
     )
     p.set_defaults(func=run)
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``"64x48"`` -> ``(64, 48)``; ``"64"`` -> ``(64, 64)``; ConfigError otherwise."""
-    from gansr.errors import ConfigError
-
-    parts = text.lower().replace("*", "x").split("x")
-    try:
-        values = [int(p) for p in parts]
-    except ValueError:
-        values = []
-    if len(values) == 1:
-        values *= 2
-    if len(values) != 2 or min(values) < 1:
-        raise ConfigError(f"size must look like HxW with positive integers (e.g. 64x64), got {text!r}")
-    return values[0], values[1]
 
 
 def _profile(name: str, hw: tuple[int, int], default_config: dict[str, Any]) -> dict[str, Any]:
@@ -63,7 +52,8 @@ def _profile(name: str, hw: tuple[int, int], default_config: dict[str, Any]) -> 
 
 
 def architecture_rows(hw: tuple[int, int]) -> list[dict[str, Any]]:
-    """One JSON-able dict per registered architecture, in registry order."""
+    """One JSON-able dict per registered architecture, in registry order, at input size ``hw``
+    ``(height, width)``."""
     from gansr.models import architectures
 
     rows = []
@@ -129,8 +119,7 @@ def _format_macs(macs: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    hw = parse_size(args.size)
-    archs = architecture_rows(hw)
+    archs = architecture_rows(args.size.hw)
     shipped = shipped_rows()
     if args.json:
         out = [dict(row, type="architecture") for row in archs] + [
@@ -143,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
             r["name"],
             r["kind"],
             f"{r['parameters']:,}",
-            "x".join(str(v) for v in r["input_size"][2:]),
+            str(Size(width=r["input_size"][3], height=r["input_size"][2])),
             _format_macs(r["macs"]),
             "-" if r["gmacs_per_output_mpixel"] is None else f"{r['gmacs_per_output_mpixel']:.2f}",
             r["description"],

@@ -8,10 +8,12 @@ import os
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
+HELP = "run the web app: upload an image in the browser, compare, download"
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "serve",
-        help="run the web app: upload an image in the browser, compare, download",
         description=(
             "Serve a web page and a JSON/HTTP API (OpenAPI docs at /docs) for upscaling images. "
             "Binds to 127.0.0.1 by default: the app has no authentication, so only expose it on a "
@@ -90,8 +92,7 @@ def _bind(host: str, port: int):  # -> socket.socket
 
 
 def run(args: argparse.Namespace) -> int:
-    from gansr.cli.extras import install_hint
-    from gansr.errors import ConfigError
+    from gansr.errors import ConfigError, install_hint
 
     try:
         import fastapi  # noqa: F401

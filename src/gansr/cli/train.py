@@ -14,10 +14,12 @@ def _preset_names() -> list[str]:
     return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
+HELP = "train an SR generator (PSNR pre-training and/or GAN) from a preset or YAML config"
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
-        help="train an SR generator (PSNR pre-training and/or GAN) from a preset or YAML config",
         description=(
             f"Train from CONFIG, a YAML file or a preset name ({', '.join(_preset_names())}). "
             "The run goes to RUNS_DIR/<name>-<timestamp>/ with config.yaml, "
@@ -57,8 +59,8 @@ def run(args: argparse.Namespace) -> int:
     import os
     import sys
 
+    from gansr.engine.device import resolve_device
     from gansr.train import build_parts, load_config, train
-    from gansr.train.distributed import resolve_device
 
     overrides = [item for group in args.overrides for item in group]
     cfg = load_config(args.config, overrides)

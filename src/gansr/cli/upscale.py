@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from gansr.cli.options import non_negative_int, parse_output_size, positive_float, positive_int
+from gansr.engine import PRECISIONS
 from gansr.upscale import DEFAULT_MODEL, OUTPUT_EXTS
 
 if TYPE_CHECKING:
@@ -33,16 +34,17 @@ an output folder are removed by the next run.
 with alpha is composited onto white. 16-bit PNGs stay 16-bit, gray stays gray, alpha and the
 ICC profile are kept, EXIF orientation is applied.
 
-sizes: fixed-scale models run once at their scale, then the result is resized to --outscale /
---size with MATLAB bicubic (antialiased when shrinking); arbitrary-scale models (vae_cppn)
-render the requested size directly.
+sizes: --size is WIDTHxHEIGHT as in every gansr command (N: NxN; 1920x or x1080 keeps the
+aspect ratio). Fixed-scale models run once at their scale, then the result is resized to
+--outscale / --size with MATLAB bicubic (antialiased when shrinking); arbitrary-scale models
+(vae_cppn) render the requested size directly.
 
 tiles: large images run in tiles of --tile LR pixels, each with --tile-overlap pixels of
 context, blended with linear ramps. Automatic: the whole image when it fits a memory budget (a
 quarter of free RAM, at most 1.5 GiB, on the CPU; half the free GPU memory), else the tile size
 that fits with the least overlap work.
 
-speed: on the CPU rrdbnet, srresnet and msrresnet run fused (see `gansr bench`); --precision
+speed: on the CPU rrdbnet, srresnet and msrresnet run fused (see `gansr speed`); --precision
 bf16 is about twice as fast again on CPUs with native bf16 (AVX512-BF16/AMX), at a small cost in
 accuracy.
 
@@ -67,10 +69,12 @@ options, model), 130 interrupted.
 """
 
 
+HELP = "super-resolve images, folders, globs and videos"
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "upscale",
-        help="super-resolve images, folders and globs",
         description="Super-resolve image files, folders (recursively) and glob patterns.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -85,24 +89,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     size = p.add_mutually_exclusive_group()
     size.add_argument(
-        "--outscale", type=_positive_float, metavar="F", help="final scale (default: the model's)"
+        "--outscale", type=positive_float, metavar="F", help="final scale (default: the model's)"
     )
     size.add_argument(
         "--size",
-        type=_parse_size,
+        type=parse_output_size,
         metavar="WxH",
-        help="final size in pixels; 1920x or x1080 keeps the aspect ratio",
+        help="final size in pixels, WxH or N (NxN); 1920x or x1080 keeps the aspect ratio",
     )
     p.add_argument(
-        "--tile", type=_non_negative_int, metavar="N", help="tile size in LR pixels (default: auto; 0: none)"
+        "--tile", type=non_negative_int, metavar="N", help="tile size in LR pixels (default: auto; 0: none)"
     )
     p.add_argument(
         "--tile-overlap",
-        type=_non_negative_int,
+        type=non_negative_int,
         metavar="N",
         help="context per tile side in LR pixels (default: 32)",
     )
-    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32", help="(default: fp32)")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32", help="(default: fp32)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     p.add_argument("--suffix", metavar="S", help="output name suffix (default: _x<scale>, e.g. _x4)")
     p.add_argument("--ext", choices=OUTPUT_EXTS, default=None, help="output format (default: auto)")
@@ -112,7 +116,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--max-pixels",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="refuse inputs with more pixels (default: gansr.data.DEFAULT_MAX_PIXELS, 89,478,485)",
     )
@@ -127,12 +131,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--codec", metavar="NAME", help="video encoder (default: libx264; libvpx-vp9 for .webm)"
     )
     video.add_argument(
-        "--crf", type=_non_negative_int, metavar="N", help="constant quality, lower is better (default: 18)"
+        "--crf", type=non_negative_int, metavar="N", help="constant quality, lower is better (default: 18)"
     )
     video.add_argument("--preset", metavar="NAME", help="encoder speed preset (x264: ultrafast ... veryslow)")
     video.add_argument(
         "--segment-frames",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="frames per resumable segment (default: about 10 s of video)",
     )
@@ -152,51 +156,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = _non_negative_int(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be > 0")
-    return value
-
-
-def _parse_size(text: str) -> tuple[int, int]:
-    """``WxH`` (either side may be empty to keep the aspect ratio) -> ``(height, width)``."""
-    match = re.fullmatch(r"\s*(\d*)\s*[xX]\s*(\d*)\s*", text)
-    if not match or not (match[1] or match[2]) or not any(int(v or 0) for v in match.groups()):
-        raise argparse.ArgumentTypeError(f"expected WxH like 1920x1080 (or 1920x / x1080), got {text!r}")
-    width, height = (int(v or 0) for v in match.groups())
-    return height, width
-
-
 def run(args: argparse.Namespace) -> int:
     import os
     import warnings
     from pathlib import Path
 
     from gansr.cli import EXIT_USER_ERROR, error
-    from gansr.cli.extras import has_module, install_hint
+    from gansr.cli.extras import has_module
     from gansr.data.io import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES
-    from gansr.errors import ConfigError
+    from gansr.errors import ConfigError, install_hint
     from gansr.upscale.batch import (
         VIDEO_SUFFIXES,
         BatchSummary,
@@ -255,10 +223,9 @@ def run(args: argparse.Namespace) -> int:
             tile_overlap=args.tile_overlap,
             compile=args.compile,
         )
+        size = None if args.size is None else args.size.hw  # the library's (height, width)
         suffix = (
-            args.suffix
-            if args.suffix is not None
-            else default_suffix(upscaler.scale, args.outscale, args.size)
+            args.suffix if args.suffix is not None else default_suffix(upscaler.scale, args.outscale, size)
         )
         plan = plan_batch(
             inputs, suffix=suffix, ext=args.ext or "auto", output=output, output_is_file=output_is_file
@@ -277,7 +244,7 @@ def run(args: argparse.Namespace) -> int:
                 upscaler,
                 image_jobs,
                 outscale=args.outscale,
-                size=args.size,
+                size=size,
                 overwrite=args.overwrite,
                 max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
                 progress=not args.quiet,  # a bar on a terminal, plain lines in a pipe or log
@@ -301,7 +268,7 @@ def _run_videos(
 
     options = VideoOptions(
         outscale=args.outscale,
-        size=args.size,
+        size=None if args.size is None else args.size.hw,
         codec=args.codec,
         crf=args.crf,
         preset=args.preset,

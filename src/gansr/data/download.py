@@ -124,7 +124,7 @@ def _fetch(url: str, part: Path, dest: Path, *, progress: bool, timeout: float) 
     """Append the rest of ``url`` to ``part`` (or write it from the start)."""
     from tqdm import tqdm
 
-    from gansr import __version__
+    from gansr.version import __version__
 
     offset = part.stat().st_size if part.exists() else 0
     headers = {"User-Agent": f"gansr/{__version__}"}

@@ -3,7 +3,8 @@
 Items are decoded per item inside the workers (bounded memory: at most
 ``num_workers * prefetch_factor`` batches in flight). Shuffling uses a ``torch.Generator``
 seeded from ``seed``; the datasets of :mod:`gansr.data.datasets` seed each item themselves, so
-a run is reproducible for a given seed whatever the number of workers.
+a run is reproducible for a given seed whatever the number of workers. Training passes its own
+batch sampler (``batches``: batch ``b`` is a pure function of ``b``, for exact resume).
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ __all__ = ["SeededLoader", "make_loader", "set_epoch"]
 
 def make_loader(
     dataset: Dataset[Any],
-    batch_size: int,
+    batch_size: int | None = None,
     *,
+    batches: Sampler[list[Any]] | None = None,
     shuffle: bool = True,
     num_workers: int = 0,
     seed: int = 0,
@@ -40,6 +42,9 @@ def make_loader(
         dataset: any map-style dataset (the gansr datasets return dicts, batched by the
             default collate into ``{"lr": (N, C, h, w), "hr": (N, C, H, W), "name": [...]}``).
         batch_size: items per batch.
+        batches: instead of ``batch_size``, a batch sampler yielding each batch's dataset keys
+            (training's :class:`gansr.train.data.BatchPlan`); it decides the order and sharding,
+            so ``shuffle``, ``drop_last`` and ``distributed`` do not apply.
         shuffle: reshuffle each epoch (call :func:`set_epoch` before each epoch).
         num_workers: worker processes decoding items (0 decodes in the calling process).
         seed: seed of the shuffling order (and of the distributed sampler).
@@ -52,21 +57,27 @@ def make_loader(
         pin_memory: page-locked batches for faster GPU copies; default on when CUDA is available.
 
     Raises:
-        ConfigError: a bad batch size or worker count, or ``distributed`` without a process group.
+        ConfigError: a bad batch size or worker count, both or neither of ``batch_size`` and
+            ``batches``, or ``distributed`` without a process group.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+    if (batch_size is None) == (batches is None):
+        raise ConfigError("make_loader: give exactly one of batch_size and batches")
+    bad_size = isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+    if batches is None and bad_size:
         raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
     if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
         raise ConfigError(f"num_workers must be a non-negative integer, got {num_workers!r}")
     if persistent_workers and num_workers == 0:
         raise ConfigError("persistent_workers needs num_workers > 0")
+    # An explicit generator: creating an iterator must not draw from the global torch RNG (whose
+    # state a training checkpoint holds).
     generator = torch.Generator().manual_seed(int(seed))
     sampler: Sampler[int] | None = None
-    if shuffle and not distributed:
+    if batches is None and shuffle and not distributed:
         # The order gets a generator of its own: the loader's also seeds the workers, and draws
         # from it differ with persistent workers, which would change the order.
         sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(int(seed)))
-    if distributed:
+    elif batches is None and distributed:
         if num_replicas is None or rank is None:
             if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
                 raise ConfigError(
@@ -81,17 +92,18 @@ def make_loader(
             seed=int(seed),
             drop_last=drop_last,
         )
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = (
+        {"batch_sampler": batches}
+        if batches is not None
+        else {"batch_size": batch_size, "sampler": sampler, "drop_last": drop_last}
+    )
     if num_workers > 0:
         options["persistent_workers"] = persistent_workers
         if prefetch_factor is not None:
             options["prefetch_factor"] = prefetch_factor
     return SeededLoader(
         dataset,
-        batch_size=batch_size,
-        sampler=sampler,
         num_workers=num_workers,
-        drop_last=drop_last,
         generator=generator,
         pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
         seed=seed,

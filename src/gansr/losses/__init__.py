@@ -29,7 +29,6 @@ from gansr.losses.adversarial import (
     RaGANLoss,
     VanillaGANLoss,
     WGANGPLoss,
-    build_adversarial,
     gradient_penalty,
 )
 from gansr.losses.artifacts import LDLLoss, artifact_map
@@ -47,7 +46,7 @@ from gansr.losses.perceptual import (
     vgg19_cache_path,
 )
 from gansr.losses.pixel import CharbonnierLoss, L1Loss, MSELoss
-from gansr.losses.registry import LOSS_TYPES, build_loss
+from gansr.losses.registry import LOSS_TYPES, build_adversarial, build_loss
 from gansr.losses.structural import MSSSIMLoss, SSIMLoss
 
 __all__ = [

@@ -10,8 +10,8 @@ only carries the configured value.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, cast
+from collections.abc import Callable
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -28,7 +28,6 @@ __all__ = [
     "RaGANLoss",
     "VanillaGANLoss",
     "WGANGPLoss",
-    "build_adversarial",
     "gradient_penalty",
 ]
 
@@ -259,20 +258,3 @@ ADVERSARIAL_TYPES: dict[str, type[AdversarialLoss]] = {
     "ragan": RaGANLoss,
 }
 
-
-def build_adversarial(cfg: Mapping[str, Any]) -> AdversarialLoss:
-    """Build an adversarial loss from ``{"type": "vanilla" | "lsgan" | "wgan_gp" | "ragan", ...}``.
-
-    The other keys are the class's options (e.g. ``label_smoothing``, ``lambda_gp``, ``drift``,
-    ``n_critic``); the mix-level keys ``weight`` and ``name`` are accepted and ignored, so a mix
-    entry can be passed as is. Unknown types, unknown options and mistyped values raise
-    :class:`~gansr.errors.ConfigError` naming the key.
-    """
-    from gansr.losses.registry import build_loss
-
-    if not isinstance(cfg, Mapping) or cfg.get("type") not in ADVERSARIAL_TYPES:
-        got = cfg.get("type") if isinstance(cfg, Mapping) else cfg
-        raise ConfigError(
-            f"adversarial loss: 'type' must be one of {', '.join(map(repr, ADVERSARIAL_TYPES))}, got {got!r}"
-        )
-    return cast(AdversarialLoss, build_loss(cfg))

@@ -1,13 +1,14 @@
-"""Building losses from config entries: the table of loss types and :func:`build_loss`."""
+"""Building losses from config entries: the table of loss types, :func:`build_loss` and
+:func:`build_adversarial`. The registry imports the loss modules, never the other way round."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from gansr.errors import ConfigError
 from gansr.losses._options import build_from_options, check_options, check_range
-from gansr.losses.adversarial import ADVERSARIAL_TYPES
+from gansr.losses.adversarial import ADVERSARIAL_TYPES, AdversarialLoss
 from gansr.losses.artifacts import LDLLoss
 from gansr.losses.base import Loss
 from gansr.losses.feature_matching import FeatureMatchingLoss
@@ -17,7 +18,7 @@ from gansr.losses.perceptual import PerceptualLoss
 from gansr.losses.pixel import CharbonnierLoss, L1Loss, MSELoss
 from gansr.losses.structural import MSSSIMLoss, SSIMLoss
 
-__all__ = ["LOSS_TYPES", "MIX_KEYS", "build_loss", "parse_entry"]
+__all__ = ["LOSS_TYPES", "MIX_KEYS", "build_adversarial", "build_loss", "parse_entry"]
 
 LOSS_TYPES: dict[str, type[Loss]] = {
     "l1": L1Loss,
@@ -77,3 +78,19 @@ def build_loss(cfg: Mapping[str, Any]) -> Loss:
             message names the key.
     """
     return parse_entry(cfg)[3]
+
+
+def build_adversarial(cfg: Mapping[str, Any]) -> AdversarialLoss:
+    """Build an adversarial loss from ``{"type": "vanilla" | "lsgan" | "wgan_gp" | "ragan", ...}``.
+
+    The other keys are the class's options (e.g. ``label_smoothing``, ``lambda_gp``, ``drift``,
+    ``n_critic``); the mix-level keys ``weight`` and ``name`` are accepted and ignored, so a mix
+    entry can be passed as is. Unknown types, unknown options and mistyped values raise
+    :class:`~gansr.errors.ConfigError` naming the key.
+    """
+    if not isinstance(cfg, Mapping) or cfg.get("type") not in ADVERSARIAL_TYPES:
+        got = cfg.get("type") if isinstance(cfg, Mapping) else cfg
+        raise ConfigError(
+            f"adversarial loss: 'type' must be one of {', '.join(map(repr, ADVERSARIAL_TYPES))}, got {got!r}"
+        )
+    return cast(AdversarialLoss, build_loss(cfg))

@@ -1,4 +1,4 @@
-"""Generators, discriminators and the registry that builds them by name.
+"""Generators, discriminators, and the two ways to get one: ``create`` and ``load``.
 
     >>> from gansr import models
     >>> g = models.create("rrdbnet", num_block=6, scale=4)
@@ -6,12 +6,22 @@
     >>> [a.name for a in models.architectures()][:3]
     ['mnist_sr', 'vae_cppn', 'srresnet']
 
-Every model has ``arch`` and ``config``; generators also ``scale``, ``in_channels``,
-``out_channels`` and ``size_multiple`` (see :class:`gansr.models.blocks.Generator`).
+* :func:`create` builds an architecture from its registry name and config, with fresh random
+  weights: the start of training.
+* :func:`load` is the one way from a name or path to a model with trained weights, ready for
+  inference: a shipped model name, a gansr ``.safetensors`` checkpoint, a peer ``.pth`` (ESRGAN,
+  Real-ESRGAN, BasicSR), an ``.onnx`` file, or the weightless ``bicubic``. An architecture name
+  loads only with ``random_weights=True`` (seeded by ``seed``), the explicit way to get an
+  untrained network for speed and memory benchmarks. :func:`require_generator` refuses anything
+  that is not an SR generator (no integer ``scale``), such as a discriminator.
 
-``load`` / ``save`` (:mod:`gansr.models.checkpoint`) and ``count_parameters`` / ``count_macs`` /
-``profile_model`` (:mod:`gansr.models.profile`) are re-exported lazily: they are imported on first
-use, which keeps ``import gansr.models`` light and lets those modules evolve on their own.
+Every model has ``arch`` and ``config``; generators also ``scale``, ``in_channels``,
+``out_channels`` and ``size_multiple`` (see :class:`gansr.models.blocks.Generator`). A loaded model
+also has ``metadata``, which says where its weights came from.
+
+``load`` / ``save`` / ``require_generator`` (:mod:`gansr.models.checkpoint`) and
+``count_parameters`` / ``count_macs`` / ``profile_model`` (:mod:`gansr.models.profile`) are
+re-exported lazily: they are imported on first use, which keeps ``import gansr.models`` light.
 """
 
 from __future__ import annotations
@@ -30,6 +40,7 @@ __all__ = [
     "create",
     "load",
     "profile_model",
+    "require_generator",
     "save",
 ]
 
@@ -37,6 +48,7 @@ __all__ = [
 _LAZY = {
     "load": "checkpoint",
     "save": "checkpoint",
+    "require_generator": "checkpoint",
     "count_parameters": "profile",
     "count_macs": "profile",
     "profile_model": "profile",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -29,10 +29,14 @@ __all__ = [
     "crop_to",
     "default_init_weights",
     "jsonable",
+    "layer",
     "make_layer",
+    "norm_layer",
     "num_doublings",
     "pad_to_multiple",
 ]
+
+M = TypeVar("M", bound=nn.Module)
 
 
 # --------------------------------------------------------------------------- config checks
@@ -202,6 +206,41 @@ def crop_to(x: Tensor, height: int, width: int) -> Tensor:
 def make_layer(block: Callable[[], nn.Module], count: int) -> nn.Sequential:
     """Stack ``count`` blocks built by ``block()`` (state-dict keys ``0.``, ``1.``, ... as in BasicSR)."""
     return nn.Sequential(*(block() for _ in range(count)))
+
+
+def layer(parent: nn.Module, path: str, kind: type[M], *, of: int | None = None) -> M:
+    """The submodule at ``path`` (dotted, as in state-dict keys: ``"conv1"``, ``"body.2"``), checked
+    to be a ``kind``; with ``of``, its container must hold exactly that many layers.
+
+    Code that depends on a model's structure (its fused inference form) reads layers through this,
+    by name, so a layer swapped, reordered, added or removed fails loudly instead of being
+    silently computed as something else.
+
+    Raises:
+        ModelError: e.g. ``_BNResidualBlock.body.2 is ReLU, expected PReLU``.
+    """
+    where = f"{type(parent).__name__}.{path}"
+    container_path, _, name = path.rpartition(".")
+    container = parent.get_submodule(container_path) if container_path else parent
+    if of is not None and len(container) != of:
+        raise ModelError(f"{where.rpartition('.')[0]} has {len(container)} layers, expected {of}")
+    child = getattr(container, name, None)
+    if not isinstance(child, kind):
+        got = "missing" if child is None else type(child).__name__
+        raise ModelError(f"{where} is {got}, expected {kind.__name__}")
+    return child
+
+
+def norm_layer(
+    parent: nn.Module, path: str, *, batch_norm: bool, of: int | None = None
+) -> nn.BatchNorm2d | None:
+    """The optional normalisation at ``path`` (see :func:`layer`): the ``BatchNorm2d`` when
+    ``batch_norm``, else None, checking that the layer is a ``BatchNorm2d`` / ``nn.Identity``
+    accordingly (ModelError otherwise)."""
+    if batch_norm:
+        return layer(parent, path, nn.BatchNorm2d, of=of)
+    layer(parent, path, nn.Identity, of=of)
+    return None
 
 
 @torch.no_grad()

@@ -13,8 +13,10 @@ The file's header metadata (safetensors allows ``str -> str``) says how to rebui
     user            JSON object of the caller's metadata (training info, dataset, metrics, ...)
 
 Only model weights live here; a trainer's resumable state (optimizers, schedulers) is its own file.
-:func:`load` also accepts foreign ``.pth``/``.pt`` files (see :mod:`gansr.models.interop`), a
-directory holding ``model.safetensors``, and the name of a model shipped in ``gansr/weights``.
+:func:`load` is the one way from a name or path to a model: besides these files it reads peer
+``.pth``/``.pt`` files (see :mod:`gansr.models.interop`), ``.onnx`` models (:mod:`gansr.models.onnx`),
+the names of models shipped in ``gansr/weights``, and architecture names (weightless ``bicubic``, or
+any architecture with ``random_weights=True`` for benchmarks).
 """
 
 from __future__ import annotations
@@ -32,13 +34,14 @@ from torch import nn
 
 from gansr.data.io import atomic_write
 from gansr.errors import ConfigError, ModelError
+from gansr.models import interop
+from gansr.models.onnx import ONNX_SUFFIX, load_onnx
 
 FORMAT = "gansr"
 FORMAT_VERSION = "1"
 SUFFIX = ".safetensors"
 DIR_FILENAME = "model.safetensors"
 FOREIGN_SUFFIXES = frozenset({".pth", ".pt", ".ckpt"})
-ONNX_SUFFIX = ".onnx"  # run through onnxruntime (gansr.upscale.onnx_model)
 
 # Header keys written by :func:`save`; user metadata may not reuse them (they are merged flat on read).
 _INT_KEYS = ("scale", "in_channels", "out_channels", "size_multiple")
@@ -150,7 +153,7 @@ def save(
 
 
 def _gansr_version() -> str:
-    from gansr import __version__
+    from gansr.version import __version__
 
     return __version__
 
@@ -346,68 +349,107 @@ def _looks_like_path(spec: str) -> bool:
     return "/" in spec or os.sep in spec or suffix in (SUFFIX, ONNX_SUFFIX) or suffix in FOREIGN_SUFFIXES
 
 
-def _resolve(spec: str | os.PathLike[str]) -> Path:
-    """A load() argument -> an existing file (a directory resolves to its model.safetensors)."""
-    if isinstance(spec, os.PathLike) or Path(spec).exists() or _looks_like_path(str(spec)):
-        return _resolve_file(Path(spec))
-    shipped = shipped_models()
-    if spec in shipped:
-        return shipped[spec]
-    available = ", ".join(shipped) or "none installed"
-    from gansr.models import architectures
-
-    archs = {getattr(a, "name", a) for a in architectures()}
-    if spec in archs:
-        raise ModelError(
-            f"unknown model {spec!r}: it is an architecture, not trained weights; use "
-            f"gansr.models.create({spec!r}) for a randomly initialised one (shipped models: {available})"
-        )
-    raise ModelError(f"unknown model {spec!r}: not a file, not a shipped model (available: {available})")
-
-
 def load(
-    path_or_name: str | os.PathLike[str], *, map_location: str | torch.device = "cpu", strict: bool = True
+    spec: str | os.PathLike[str],
+    *,
+    scale: int | None = None,
+    random_weights: bool = False,
+    seed: int = 0,
+    map_location: str | torch.device = "cpu",
+    strict: bool = True,
 ) -> nn.Module:
-    """Load a model, ready for inference (eval mode, float32 parameters).
+    """Turn a name or a file into a model, ready for inference (eval mode, float32 parameters).
 
-    ``path_or_name`` may be a gansr ``.safetensors`` checkpoint, a directory holding
-    ``model.safetensors``, a foreign ``.pth``/``.pt`` file (ESRGAN, Real-ESRGAN, BasicSR; see
-    :func:`gansr.models.interop.load_foreign`), a ``.safetensors`` file in one of those foreign
-    layouts, an ``.onnx`` model (run by onnxruntime, when installed: see
-    :mod:`gansr.upscale.onnx_model`), or the name of a shipped model. The returned model has a
-    ``metadata`` dict: for gansr checkpoints what :func:`read_metadata` returns plus ``source``
-    (the file).
+    ``spec`` is tried as, in this order:
+
+    1. a file or folder: a gansr ``.safetensors`` checkpoint (or a folder holding
+       ``model.safetensors``); a peer ``.pth``/``.pt``/``.ckpt`` (ESRGAN, Real-ESRGAN, BasicSR;
+       see :mod:`gansr.models.interop`) or a ``.safetensors`` file in one of those layouts, read
+       with ``torch.load(weights_only=True)`` only; an ``.onnx`` model, run by onnxruntime on the
+       CPU whatever ``map_location`` says (see :mod:`gansr.models.onnx`);
+    2. the name of a model shipped in ``gansr/weights`` (:func:`shipped_models`);
+    3. a registered architecture name: a weightless one (``bicubic``) always, one with weights
+       only with ``random_weights=True``.
+
+    The model's ``metadata`` dict says where it came from: ``source`` and ``format`` (``gansr``
+    with everything :func:`read_metadata` returns, a peer layout such as ``basicsr-rrdbnet``,
+    ``onnx``, ``weightless``, or ``random`` with its ``seed``).
 
     Args:
+        scale: the factor an architecture name is built at (its default when None). A model from
+            a file or shipped name must already have it, unless it renders any size
+            (``arbitrary_scale``).
+        random_weights: build an architecture name with random weights, for speed and memory
+            benchmarks (useless for real images). Without it such a name raises ModelError.
+        seed: seed of those random weights (the caller's random state is left untouched).
         map_location: device the model is moved to.
-        strict: when False, missing and unexpected state-dict keys are tolerated (shape
-            mismatches never are).
+        strict: for gansr checkpoints, False tolerates missing and unexpected state-dict keys
+            (shape mismatches never are).
 
     Raises:
-        ModelError: unknown name, missing or corrupt file, unsupported layout, state-dict mismatch.
-        ConfigError: an ``.onnx`` file without onnxruntime installed.
+        ModelError: unknown name, an architecture name without ``random_weights``, missing or
+            corrupt file, unsupported layout, state-dict mismatch.
+        ConfigError: the model's scale is not ``scale``, an option the architecture does not
+            take, or an ``.onnx`` file without onnxruntime installed.
     """
-    file = _resolve(path_or_name)
-    if file.suffix.lower() == ONNX_SUFFIX:
-        from gansr.upscale.onnx_model import load_onnx
+    if isinstance(spec, os.PathLike) or Path(spec).exists() or _looks_like_path(str(spec)):
+        model = _load_file(_resolve_file(Path(spec)), map_location=map_location, strict=strict)
+    elif spec in (shipped := shipped_models()):
+        model = _load_file(shipped[spec], map_location=map_location, strict=strict)
+    else:
+        model = _build(spec, scale=scale, random_weights=random_weights, seed=seed, shipped=shipped)
+        return model.to(map_location)
+    got = getattr(model, "scale", None)
+    fixed = isinstance(got, int) and not getattr(model, "arbitrary_scale", False)
+    if scale is not None and fixed and got != scale:
+        raise ConfigError(f"scale {scale} does not match the checkpoint's scale {got} ({spec})")
+    return model
 
-        return load_onnx(file)  # runs on the CPU through onnxruntime, whatever map_location says
-    if file.suffix.lower() in FOREIGN_SUFFIXES:
-        from gansr.models.interop import load_foreign
 
-        return load_foreign(file, map_location=map_location)
+def _build(
+    name: str, *, scale: int | None, random_weights: bool, seed: int, shipped: dict[str, Path]
+) -> nn.Module:
+    """An architecture name -> that network, with seeded random weights (see :func:`load`)."""
+    from gansr.models.registry import REGISTRY, create
 
+    available = ", ".join(shipped) or "none installed"
+    if name not in REGISTRY:
+        raise ModelError(f"unknown model {name!r}: not a file, not a shipped model (available: {available})")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = create(name, **({} if scale is None else {"scale": scale}))
+    weightless = next(model.parameters(), None) is None
+    if not (weightless or random_weights):
+        raise ModelError(
+            f"model {name!r}: it is an architecture, not trained weights (random weights are for speed "
+            f"and memory tests: gansr speed, or models.load(..., random_weights=True)); shipped models: "
+            f"{available}"
+        )
+    model.metadata = {"source": name, "format": "weightless" if weightless else "random", "arch": name}
+    model.metadata["config"] = dict(getattr(model, "config", {}))
+    if not weightless:
+        model.metadata["seed"] = seed
+    return model.eval()
+
+
+def _load_file(file: Path, *, map_location: str | torch.device, strict: bool) -> nn.Module:
+    """A model file of any supported kind (see :func:`load`) -> the model, in eval mode."""
+    suffix = file.suffix.lower()
+    if suffix == ONNX_SUFFIX:
+        return load_onnx(file)
+    if suffix in FOREIGN_SUFFIXES:
+        obj = torch_load(file, unreadable="not a readable PyTorch checkpoint", map_location="cpu")
+        state, wrapper = interop.extract_state_dict(obj, source=file)
+        return _from_peer_state(state, file, wrapper).to(map_location)
     try:
         with safe_open(file, framework="pt", device="cpu") as handle:
             header = handle.metadata()
             if (header or {}).get("format") != FORMAT:
                 # Community models often ship BasicSR-layout weights as .safetensors.
-                from gansr.models import interop
-
                 if not interop.recognises(handle.keys()):
                     _parse_header(file, header)  # raises: not a gansr checkpoint
                 state = {key: handle.get_tensor(key) for key in handle.keys()}
-                return interop.model_from_state_dict(state, source=file).to(map_location)
+                return _from_peer_state(state, file, None).to(map_location)
             info = _parse_header(file, header)
             state = {key: handle.get_tensor(key) for key in handle.keys()}
     except (SafetensorError, OSError) as exc:
@@ -416,6 +458,35 @@ def load(
     model = instantiate(info["arch"], info["config"], state, source=file, strict=strict)
     model.metadata = {**info, "source": str(file)}
     return model.to(map_location).eval()
+
+
+def _from_peer_state(state: dict[str, torch.Tensor], source: Path, wrapper: str | None) -> nn.Module:
+    """The gansr model a peer state dict describes, loaded strictly (see :mod:`gansr.models.interop`)."""
+    converted = interop.convert(state, source=source)
+    model = instantiate(converted.arch, converted.config, converted.state, source=source, strict=True)
+    model.metadata = {
+        "source": str(source),
+        "format": converted.format,
+        "wrapper": wrapper,
+        "arch": converted.arch,
+        "config": dict(converted.config),
+    }
+    return model
+
+
+def require_generator(model: nn.Module) -> nn.Module:
+    """``model`` itself when it is an SR generator (an integer ``scale`` of at least 1).
+
+    Raises:
+        ModelError: anything else, e.g. a discriminator.
+    """
+    scale = getattr(model, "scale", None)
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+        raise ModelError(
+            f"{getattr(model, 'arch', type(model).__name__)!r} is not an SR generator "
+            "(it has no integer `scale` attribute)"
+        )
+    return model
 
 
 def instantiate(

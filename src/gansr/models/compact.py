@@ -17,8 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gansr.models.blocks import Generator, _check_batch, check_choice, check_int, default_init_weights
-from gansr.models.fused import FusedConv2d, FusedGenerator, run_in_tiles, tail_tile_bytes
+from gansr.errors import ModelError
+from gansr.models.blocks import Generator, _check_batch, check_choice, check_int, default_init_weights, layer
+from gansr.models.fused import ActivationWidths, FusedConv2d, FusedGenerator
 
 __all__ = ["SKIP_MODES", "Compact", "FusedCompact"]
 
@@ -93,15 +94,14 @@ class Compact(Generator):
         default_init_weights(self.body[-1], 0.1)
 
     def convs(self) -> list[tuple[nn.Conv2d, nn.PReLU | None]]:
-        """The layers as ``(conv, prelu or None)`` pairs, in order: the one structure both this
-        module's forward and its fused form read."""
-        pairs: list[tuple[nn.Conv2d, nn.PReLU | None]] = []
-        layers = list(self.body)
-        for i, layer in enumerate(layers):
-            if isinstance(layer, nn.Conv2d):
-                nxt = layers[i + 1] if i + 1 < len(layers) else None
-                pairs.append((layer, nxt if isinstance(nxt, nn.PReLU) else None))
-        return pairs
+        """The layers as ``(conv, prelu)`` pairs in order, the last conv's PReLU None: the one
+        structure both this module's forward and its fused form read. Raises ModelError when
+        ``body`` no longer holds ``num_conv + 2`` convolutions interleaved with PReLUs."""
+        count = 2 * self.config["num_conv"] + 3
+        return [
+            (layer(self, f"body.{i}", nn.Conv2d, of=count), layer(self, f"body.{i + 1}", nn.PReLU))
+            for i in range(0, count - 1, 2)
+        ] + [(layer(self, f"body.{count - 1}", nn.Conv2d, of=count), None)]
 
     def forward(self, x: Tensor) -> Tensor:
         """Upscale ``x`` ``(N, C, h, w)`` to ``(N, C, scale*h, scale*w)``."""
@@ -126,31 +126,23 @@ class FusedCompact(FusedGenerator):
     PixelShuffle + nearest skip run per output tile, so the ``scale**2``-times larger output is
     the only full-resolution tensor."""
 
-    def __init__(
-        self,
-        model: Compact,
-        *,
-        dtype: torch.dtype = torch.float32,
-        channels_last: bool = True,
-        tail_tile: int = 128,
-    ) -> None:
-        super().__init__(model, dtype=dtype, channels_last=channels_last, tail_tile=tail_tile)
+    default_tail_tile = 128
+
+    def _build(self, model: Compact) -> ActivationWidths:
         self.convs = nn.ModuleList(
             FusedConv2d(conv, prelu=act, **self.conv_kw) for conv, act in model.convs()
         )
-        self.num_feat = model.config["num_feat"]
+        factor = layer(model, "upsampler", nn.PixelShuffle).upscale_factor
+        if factor != self.scale:
+            raise ModelError(f"upsampler is PixelShuffle({factor}), expected PixelShuffle({self.scale})")
         self.upsample_skip = model.upsample_skip
         self.tail_halo = _SKIP_HALO[self.upsample_skip]
-
-    def bytes_per_pixel(self) -> float:
-        """Peak memory per LR input pixel beyond :meth:`fixed_bytes`: two feature maps (a conv's input
-        and output), the input, and the float32 result."""
-        e = self.dtype.itemsize
-        return 2 * self.num_feat * e + self.in_channels * (4 + e) + self.out_channels * self.scale**2 * 4
-
-    def fixed_bytes(self) -> int:
-        """Peak memory of one tail tile (independent of the image size)."""
-        return tail_tile_bytes(self.tail_tile, self.tail_halo, self.scale, self.out_channels, 4)
+        # The body holds a conv's input and output. The tail keeps the last conv's output and the
+        # input (``both``), but is counted at least as wide as the body: the estimate has always
+        # charged the float32 result on top of the body's two maps.
+        body = max(c.weight.shape[0] + c.weight.shape[1] for c in self.convs)
+        kept = max(body, self.convs[-1].out_channels + self.in_channels)
+        return ActivationWidths(body=body, kept=kept, tail=self.out_channels, tail_itemsize=4)
 
     def _tail(self, feat_and_image: Tensor) -> Tensor:
         feat, image = feat_and_image[:, : -self.in_channels], feat_and_image[:, -self.in_channels :]
@@ -167,4 +159,4 @@ class FusedCompact(FusedGenerator):
         both = torch.cat((out, inp), 1)
         del out
         # Pixel-local but for the skip's interpolation window (its halo).
-        return run_in_tiles(self._tail, both, scale=self.scale, halo=self.tail_halo, tile=self.tail_tile)
+        return self._run_tail(both)

@@ -89,7 +89,7 @@ def _plain_weights(model: nn.Module) -> nn.Module:
 def _metadata(model: nn.Module, dynamic_hw: bool) -> dict[str, str]:
     import json
 
-    from gansr import __version__
+    from gansr.version import __version__
 
     props = {"producer": f"gansr {__version__}", "dynamic_hw": str(dynamic_hw).lower()}
     if isinstance(getattr(model, "arch", None), str):

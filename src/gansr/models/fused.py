@@ -1,10 +1,12 @@
 """Inference-only building blocks of the fused generators (``fuse_for_inference()`` of
-``rrdbnet``, ``srresnet`` and ``msrresnet``).
+``rrdbnet``, ``srresnet``, ``msrresnet`` and ``compact``).
 
 A fused generator is a frozen copy of a trained one that computes the same function with fewer
 passes over memory. Super-resolution networks are convolution-bound, but in eager PyTorch every
 activation, BatchNorm, residual add and (in NCHW) layout reorder is another full pass over
-activations far larger than the CPU caches. The pieces here remove those passes:
+activations far larger than the CPU caches. :class:`FusedGenerator` is their common base (it
+builds the fused form from the trained model's named parts, checked, and derives the memory
+estimates); the pieces here remove those passes:
 
 * :class:`FusedConv2d`: one convolution with its BatchNorm folded into the weights, an output
   scale folded in too, and its activation or residual add done inside the convolution kernel.
@@ -19,8 +21,8 @@ activations far larger than the CPU caches. The pieces here remove those passes:
 * :class:`FusedNearestUpConv`: ``conv3x3(nearest_upsample_2x(x))`` (ESRGAN's upsampler) computed
   on the small grid with one 2x2 kernel per output phase: 4/9 of the multiply-adds and no
   upsampled copy of the input.
-* :func:`run_in_tiles`: runs a spatially local stage (the high-resolution tail of a generator)
-  over tiles with just enough context to be exact, so its huge activations never exist whole.
+* :func:`tail_halo`: the context that makes tiles of a generator's high-resolution tail exact; the
+  tail runs in :func:`gansr.engine.tiles.run_exact`, so its huge activations never exist whole.
 
 These modules have no autograd support on the fused CPU path and are meant for
 ``torch.inference_mode()``; outside it they fall back to ordinary differentiable ops.
@@ -29,21 +31,26 @@ These modules have no autograd support on the fused CPU path and are meant for
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gansr.engine.tiles import run_exact
+from gansr.errors import ModelError
 from gansr.kernels import winograd
+from gansr.models.blocks import Generator
 
 __all__ = [
+    "ActivationWidths",
     "FusedConv2d",
     "FusedGenerator",
     "FusedNearestUpConv",
     "conv_after_pixel_shuffle",
     "prelu_slope",
-    "run_in_tiles",
     "tail_halo",
     "tail_tile_bytes",
     "winograd_kernel_fits",
@@ -77,12 +84,55 @@ def prelu_slope(module: nn.Module) -> float | None:
     return None
 
 
-class FusedGenerator(nn.Module):
-    """Common state of the fused generators: the trained model's interface attributes (``arch``,
-    ``scale``, channels, ``size_multiple``) and the compute settings. Subclasses build their layers
-    with ``**self.conv_kw`` and implement ``forward``, ``bytes_per_pixel`` and ``fixed_bytes``."""
+@dataclass(frozen=True)
+class ActivationWidths:
+    """How wide a fused generator's activations are, in channels: the description
+    :class:`FusedGenerator` derives its memory estimates from.
 
-    def __init__(self, model: nn.Module, *, dtype: torch.dtype, channels_last: bool, tail_tile: int) -> None:
+    Attributes:
+        body: the most channels alive at once in the body, per feature pixel (the grid the tail
+            starts from: the LR image, or its pixel-unshuffled grid), in the compute dtype.
+        kept: the channels per feature pixel (compute dtype) alive while the tail writes the
+            float32 result.
+        tail: the width of the tail's activations at the output resolution (see
+            :func:`tail_tile_bytes`).
+        tail_itemsize: bytes per value in the tail; None for the compute dtype's.
+    """
+
+    body: int
+    kept: int
+    tail: int
+    tail_itemsize: int | None = None
+
+
+class FusedGenerator(nn.Module, ABC):
+    """Base of the fused generators: an inference-only copy of a trained generator.
+
+    The constructor copies the trained model's interface attributes (``arch``, ``scale``, channels,
+    ``size_multiple``) and the compute settings, then calls the subclass's :meth:`_build`, which
+    reads the trained layers by name (:func:`gansr.models.blocks.layer`) and builds fused ones with
+    ``**self.conv_kw``. A structure the fused form cannot represent raises :class:`ModelError`.
+    The memory estimates derive from the :class:`ActivationWidths` that ``_build`` returns, and
+    :meth:`_run_tail` runs the subclass's high-resolution ``_tail`` in tiles (``_build`` sets
+    ``tail_halo``, and ``tail_scale`` where the tail upscales less than the model).
+
+    Args:
+        model: the trained generator (eval semantics: BatchNorm's running statistics are used).
+        dtype: the compute dtype (inputs are converted; outputs are float32).
+        channels_last: compute in channels-last layout.
+        tail_tile: the tail's tile side in feature pixels; None: the class's ``default_tail_tile``.
+    """
+
+    default_tail_tile: ClassVar[int] = 96
+
+    def __init__(
+        self,
+        model: Generator,
+        *,
+        dtype: torch.dtype = torch.float32,
+        channels_last: bool = True,
+        tail_tile: int | None = None,
+    ) -> None:
         super().__init__()
         self.arch: str = model.arch
         self.scale: int = model.scale
@@ -91,8 +141,40 @@ class FusedGenerator(nn.Module):
         self.size_multiple: int = model.size_multiple
         self.dtype = dtype
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.tail_tile = tail_tile
+        self.tail_tile = self.default_tail_tile if tail_tile is None else tail_tile
+        self.tail_scale = self.scale
+        self.tail_halo = 0
         self.conv_kw = {"dtype": dtype, "channels_last": channels_last}  # for FusedConv2d
+        try:
+            self.widths = self._build(model)
+        except (ModelError, ValueError) as e:  # ValueError: a layer FusedConv2d & co. cannot take
+            raise ModelError(f"cannot fuse model {self.arch!r} for inference: {e}") from e
+
+    @abstractmethod
+    def _build(self, model: Generator) -> ActivationWidths:
+        """Build the fused layers from ``model``'s named parts; return how wide the activations are."""
+
+    @abstractmethod
+    def _tail(self, feat: Tensor) -> Tensor:
+        """The spatially local high-resolution stage, run tile by tile by :meth:`_run_tail`."""
+
+    def _run_tail(self, feat: Tensor) -> Tensor:
+        return run_exact(self._tail, feat, scale=self.tail_scale, halo=self.tail_halo, tile=self.tail_tile)
+
+    def bytes_per_pixel(self) -> float:
+        """Peak memory per LR input pixel, beyond :meth:`fixed_bytes`: the body's widest activations,
+        or what the tail keeps plus the float32 result, whichever is more; plus the input in
+        float32 and ``dtype``."""
+        e = self.dtype.itemsize
+        feat_px = (self.scale / self.tail_scale) ** 2  # feature pixels per LR pixel
+        body = self.widths.body * e * feat_px
+        tail = self.widths.kept * e * feat_px + self.out_channels * self.scale**2 * 4
+        return max(body, tail) + self.in_channels * (4 + e)
+
+    def fixed_bytes(self) -> int:
+        """Peak memory of one tail tile (independent of the image size)."""
+        itemsize = self.widths.tail_itemsize or self.dtype.itemsize
+        return tail_tile_bytes(self.tail_tile, self.tail_halo, self.tail_scale, self.widths.tail, itemsize)
 
 
 class FusedConv2d(nn.Module):
@@ -355,50 +437,8 @@ def tail_halo(layers: list[tuple[int, int]], scale: int) -> int:
 
 
 def tail_tile_bytes(tile: int, halo: int, scale: int, channels: int, itemsize: int) -> int:
-    """Peak memory of one :func:`run_in_tiles` tile of an upsampling tail: about three
+    """Peak memory of one :func:`gansr.engine.tiles.run_exact` tile of an upsampling tail: about three
     ``channels``-wide activations at the output resolution (a conv's input, its output and an
     upsampled or shuffled copy) of a ``tile + 2 * halo`` square."""
     side = (tile + 2 * halo) * scale
     return 3 * side * side * channels * itemsize
-
-
-def run_in_tiles(
-    stage: Callable[[Tensor], Tensor],
-    x: Tensor,
-    *,
-    scale: int,
-    halo: int,
-    tile: int,
-    out: Tensor | None = None,
-    out_dtype: torch.dtype = torch.float32,
-) -> Tensor:
-    """Apply a spatially local ``stage`` (``(N, C, h, w)`` -> ``(N, C', h * scale, w * scale)``) tile
-    by tile, each tile read with ``halo`` pixels of context that are cropped off again.
-
-    With ``halo`` from :func:`tail_halo` the result equals ``stage(x)`` (up to the summation
-    order inside the convolutions): the context absorbs what zero padding at an inner tile edge
-    gets wrong, and at the image edge the tile edge *is* the image edge. Only one tile's
-    activations exist at a time. The result is written into ``out`` (allocated as NCHW
-    ``out_dtype`` when None) and returned.
-    """
-    n, _, height, width = x.shape
-    ys = range(0, height, tile)
-    xs = range(0, width, tile)
-    for y0 in ys:
-        y1 = min(y0 + tile, height)
-        a0, a1 = max(0, y0 - halo), min(height, y1 + halo)
-        for x0 in xs:
-            x1 = min(x0 + tile, width)
-            b0, b1 = max(0, x0 - halo), min(width, x1 + halo)
-            piece = stage(x[:, :, a0:a1, b0:b1])
-            if out is None:
-                out = torch.empty(
-                    n, piece.shape[1], height * scale, width * scale, dtype=out_dtype, device=x.device
-                )
-            oy, ox = (y0 - a0) * scale, (x0 - b0) * scale
-            out[:, :, y0 * scale : y1 * scale, x0 * scale : x1 * scale].copy_(
-                piece[:, :, oy : oy + (y1 - y0) * scale, ox : ox + (x1 - x0) * scale]
-            )
-            del piece
-    assert out is not None
-    return out

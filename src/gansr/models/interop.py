@@ -1,9 +1,10 @@
-"""Loading public ESRGAN / Real-ESRGAN / BasicSR checkpoints into gansr models.
+"""Public ESRGAN / Real-ESRGAN / BasicSR weights in gansr terms: layout, architecture, config.
 
-Peer ``.pth`` files are pickles. They are read only with ``torch.load(weights_only=True)``, which
-refuses anything but tensors and plain containers, so a hostile file cannot run code. The layout is
-recognised from the state-dict keys and the hyper-parameters are inferred from tensor shapes; the
-weights are then renamed to gansr's (= BasicSR's) parameter names and loaded strictly.
+Given what a peer checkpoint holds (a state dict, possibly wrapped), :func:`extract_state_dict`
+finds the tensors and :func:`convert` recognises the layout from the keys, infers the
+hyper-parameters from tensor shapes and renames the weights to gansr's (= BasicSR's) parameter
+names. Nothing here reads files or builds models: :func:`gansr.models.load` reads the file (pickles
+only with ``torch.load(weights_only=True)``) and builds the model from the :class:`Converted` result.
 
 Supported layouts (``model.metadata["format"]``):
 
@@ -25,7 +26,6 @@ Supported layouts (``model.metadata["format"]``):
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from gansr.errors import ModelError
 
@@ -61,26 +60,15 @@ class Converted:
     state: State
 
 
-def read_pth(path: str | os.PathLike[str]) -> tuple[State, str | None]:
-    """Read a ``.pth``/``.pt`` safely and return ``(state_dict, wrapper_key)``.
+def extract_state_dict(obj: Any, *, source: Path | str = "<state dict>") -> tuple[State, str | None]:
+    """Find the weights inside a loaded peer checkpoint and return ``(state_dict, wrapper_key)``.
 
     The wrapper key is the ``params_ema``/``params``/``state_dict``/``model`` entry the weights were
     found under (None for a bare state dict); ``module.`` prefixes (DataParallel) are stripped.
 
     Raises:
-        ModelError: missing, unreadable or corrupt file, or a pickle holding Python objects.
+        ModelError: ``obj`` holds no state dict, or one without tensors.
     """
-    file = Path(path)
-    if not file.is_file():
-        raise ModelError(f"{file}: no such checkpoint file")
-    from gansr.models.checkpoint import torch_load
-
-    obj = torch_load(file, unreadable="not a readable PyTorch checkpoint", map_location="cpu")
-    return unwrap(obj, source=file)
-
-
-def unwrap(obj: Any, *, source: Path | str = "<state dict>") -> tuple[State, str | None]:
-    """Find the weights inside a loaded checkpoint object; see :func:`read_pth`."""
     wrapper = None
     for _ in range(3):  # e.g. {"state_dict": {"params_ema": ...}} is possible, deeper is not seen
         if not isinstance(obj, Mapping):
@@ -309,35 +297,3 @@ def convert(state: State, *, source: Path | str = "<state dict>") -> Converted:
     raise ModelError(
         f"{source}: unrecognised checkpoint layout (keys like {sample}); supported: " + "; ".join(SUPPORTED)
     )
-
-
-def model_from_state_dict(
-    state: State, *, source: Path | str = "<state dict>", wrapper: str | None = None
-) -> nn.Module:
-    """Build the gansr model a foreign state dict describes and load it (eval mode).
-
-    ``model.metadata`` records ``source``, ``format`` (see the module docstring), ``wrapper``,
-    ``arch`` and ``config``.
-    """
-    from gansr.models.checkpoint import instantiate
-
-    converted = convert(state, source=source)
-    model = instantiate(converted.arch, converted.config, converted.state, source=source, strict=True)
-    model.metadata = {
-        "source": str(source),
-        "format": converted.format,
-        "wrapper": wrapper,
-        "arch": converted.arch,
-        "config": dict(converted.config),
-    }
-    return model.eval()
-
-
-def load_foreign(path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu") -> nn.Module:
-    """Load an ESRGAN / Real-ESRGAN / BasicSR ``.pth`` as a gansr model, ready for inference.
-
-    Raises:
-        ModelError: unreadable file, Python objects in the pickle, or an unsupported layout.
-    """
-    state, wrapper = read_pth(path)
-    return model_from_state_dict(state, source=Path(path), wrapper=wrapper).to(map_location)

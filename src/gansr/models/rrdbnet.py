@@ -13,26 +13,29 @@ upsampling stage ``conv_up3`` after ``conv_up2``.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gansr.errors import ModelError
 from gansr.models.blocks import (
     Generator,
     _check_batch,
     check_int,
     crop_to,
     default_init_weights,
+    layer,
     make_layer,
     pad_to_multiple,
 )
 from gansr.models.fused import (
+    ActivationWidths,
     FusedConv2d,
     FusedGenerator,
     FusedNearestUpConv,
-    run_in_tiles,
     tail_halo,
-    tail_tile_bytes,
     winograd_kernel_fits,
 )
 
@@ -43,7 +46,13 @@ _UNSHUFFLE = {1: 4, 2: 2, 4: 1, 8: 1}
 
 
 class ResidualDenseBlock(nn.Module):
-    """Five densely connected 3x3 convs; output ``x + 0.2 * conv5(...)`` (residual scaling)."""
+    """Five densely connected 3x3 convs; output ``x + res_scale * conv5(...)`` (residual scaling).
+
+    ``conv_k`` reads ``cat(x, x1, ..., x_{k-1})`` (``num_feat + (k - 1) * num_grow_ch`` channels)
+    and ``lrelu`` follows conv1..conv4.
+    """
+
+    res_scale: ClassVar[float] = 0.2
 
     def __init__(self, num_feat: int = 64, num_grow_ch: int = 32) -> None:
         super().__init__()
@@ -61,11 +70,26 @@ class ResidualDenseBlock(nn.Module):
         x3 = self.lrelu(self.conv3(torch.cat((x, x1, x2), 1)))
         x4 = self.lrelu(self.conv4(torch.cat((x, x1, x2, x3), 1)))
         x5 = self.conv5(torch.cat((x, x1, x2, x3, x4), 1))
-        return x5 * 0.2 + x
+        return x5 * self.res_scale + x
+
+    def convs(self) -> list[nn.Conv2d]:
+        """``conv1`` ... ``conv5``, checked to be convolutions of the dense widths (ModelError if not)."""
+        convs = [layer(self, f"conv{k}", nn.Conv2d) for k in range(1, 6)]
+        num_feat, grow = convs[0].in_channels, convs[0].out_channels
+        for k, conv in enumerate(convs):
+            want = (num_feat + k * grow, num_feat if k == 4 else grow)
+            if (conv.in_channels, conv.out_channels) != want:
+                got = f"{conv.in_channels} -> {conv.out_channels}"
+                raise ModelError(
+                    f"ResidualDenseBlock.conv{k + 1} maps {got} channels, expected {want[0]} -> {want[1]}"
+                )
+        return convs
 
 
 class RRDB(nn.Module):
-    """Residual-in-residual dense block: ``x + 0.2 * rdb3(rdb2(rdb1(x)))``."""
+    """Residual-in-residual dense block: ``x + res_scale * rdb3(rdb2(rdb1(x)))``."""
+
+    res_scale: ClassVar[float] = 0.2
 
     def __init__(self, num_feat: int = 64, num_grow_ch: int = 32) -> None:
         super().__init__()
@@ -74,7 +98,11 @@ class RRDB(nn.Module):
         self.rdb3 = ResidualDenseBlock(num_feat, num_grow_ch)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.rdb3(self.rdb2(self.rdb1(x))) * 0.2 + x
+        return self.rdb3(self.rdb2(self.rdb1(x))) * self.res_scale + x
+
+    def rdbs(self) -> list[ResidualDenseBlock]:
+        """``rdb1``, ``rdb2``, ``rdb3``, checked to be :class:`ResidualDenseBlock` (ModelError if not)."""
+        return [layer(self, f"rdb{k}", ResidualDenseBlock) for k in (1, 2, 3)]
 
 
 class RRDBNet(Generator):
@@ -168,15 +196,17 @@ class _FusedRDB(nn.Module):
       tensors fast, and a channels-last ``torch.cat`` is a strided copy that took ~17% of the
       block's time.
 
-    conv5's weights carry the 0.2 residual scale.
+    conv5's weights carry the residual scale.
     """
 
     def __init__(self, rdb: ResidualDenseBlock, dtype: torch.dtype, channels_last: bool) -> None:
         super().__init__()
         kw = {"dtype": dtype, "channels_last": channels_last}
-        convs = (rdb.conv1, rdb.conv2, rdb.conv3, rdb.conv4, rdb.conv5)
-        num_feat = rdb.conv1.in_channels
-        grow = rdb.conv1.out_channels
+        convs = rdb.convs()
+        self.negative_slope = slope = layer(rdb, "lrelu", nn.LeakyReLU).negative_slope
+        res_scale = rdb.res_scale
+        self.num_feat = num_feat = convs[0].in_channels
+        self.num_grow_ch = grow = convs[0].out_channels
         last = len(convs) - 1
         self.dense = (
             channels_last
@@ -185,7 +215,9 @@ class _FusedRDB(nn.Module):
         )
         if self.dense:
             self.convs = nn.ModuleList(
-                FusedConv2d(c, scale=0.2, **kw) if k == last else FusedConv2d(c, negative_slope=0.2, **kw)
+                FusedConv2d(c, scale=res_scale, **kw)
+                if k == last
+                else FusedConv2d(c, negative_slope=slope, **kw)
                 for k, c in enumerate(convs)
             )
             return
@@ -198,10 +230,10 @@ class _FusedRDB(nn.Module):
                         weight=conv.weight[:, lo:hi],
                         bias=conv.bias,
                         padding=conv.padding[0],
-                        scale=0.2 if k == last else 1.0,
+                        scale=res_scale if k == last else 1.0,
                         with_bias=j == 0,
                         # conv1 has one slice, so its LeakyReLU fuses; the others apply it after the sum.
-                        negative_slope=0.2 if k == 0 else None,
+                        negative_slope=slope if k == 0 else None,
                         allow_winograd=False,
                         **kw,
                     )
@@ -243,7 +275,7 @@ class _FusedRDB(nn.Module):
             if k == last:
                 return acc
             if k > 0:
-                F.leaky_relu(acc, 0.2, inplace=True)
+                F.leaky_relu(acc, self.negative_slope, inplace=True)
             feats.append(acc)
         raise AssertionError("unreachable")
 
@@ -256,61 +288,47 @@ class FusedRRDBNet(FusedGenerator):
       every tensor stays channels-last, and the RRDB residual is added in place.
     * The x4 tail (two nearest-upsample + conv stages, run on the small grid by
       :class:`gansr.models.fused.FusedNearestUpConv`, then ``conv_hr``, ``conv_last``) runs in tiles of
-      ``tail_tile`` feature pixels with an exact halo (:func:`gansr.models.fused.run_in_tiles`): its
+      ``tail_tile`` feature pixels with an exact halo (:func:`gansr.engine.tiles.run_exact`): its
       activations are 16 times larger than the body's and would dominate memory and cache misses.
 
     The output equals ``RRDBNet.forward`` up to float rounding (summation order, pre-scaled
     weights) in fp32; ``dtype=torch.bfloat16`` computes in bf16 and returns float32.
     """
 
-    def __init__(
-        self,
-        model: RRDBNet,
-        *,
-        dtype: torch.dtype = torch.float32,
-        channels_last: bool = True,
-        tail_tile: int = 96,
-    ) -> None:
-        super().__init__(model, dtype=dtype, channels_last=channels_last, tail_tile=tail_tile)
+    def _build(self, model: RRDBNet) -> ActivationWidths:
         kw = self.conv_kw
-        self.conv_first = FusedConv2d(model.conv_first, **kw)
+        slope = layer(model, "lrelu", nn.LeakyReLU).negative_slope
+        self.conv_first = FusedConv2d(layer(model, "conv_first", nn.Conv2d), **kw)
+        channels_last = self.memory_format == torch.channels_last
+        rrdbs = [layer(model, f"body.{i}", RRDB) for i in range(len(model.body))]
         self.blocks = nn.ModuleList(
-            nn.ModuleList(_FusedRDB(rdb, dtype, channels_last) for rdb in (b.rdb1, b.rdb2, b.rdb3))
-            for b in model.body
+            nn.ModuleList(_FusedRDB(rdb, self.dtype, channels_last) for rdb in rrdb.rdbs()) for rrdb in rrdbs
         )
-        self.conv_body = FusedConv2d(model.conv_body, **kw)
-        ups = [model.conv_up1, model.conv_up2] + ([model.conv_up3] if model.scale == 8 else [])
-        self.ups = nn.ModuleList(FusedNearestUpConv(c, negative_slope=0.2, **kw) for c in ups)
-        self.conv_hr = FusedConv2d(model.conv_hr, negative_slope=0.2, **kw)
-        self.conv_last = FusedConv2d(model.conv_last, **kw)
-        self.tail_scale = 2 ** len(ups)
-        # Each upsampling conv reads one pixel of context on its own (input) grid.
-        layers = [(1, 2**i) for i in range(len(ups))] + [(1, self.tail_scale)] * 2
-        self.tail_halo = tail_halo(layers, self.tail_scale)
-
-    def bytes_per_pixel(self) -> float:
-        """Peak memory per LR input pixel, beyond :meth:`fixed_bytes`.
-
-        The body's peak is at a dense block's conv5: the RRDB input, the block input, x1..x4 and
-        the output (``3 * num_feat + 4 * num_grow_ch`` channels per feature pixel; the dense-buffer
-        form of :class:`_FusedRDB` holds the same: the RRDB input, one buffer of
-        ``num_feat + 4 * num_grow_ch`` channels and one output); the tail keeps
-        the body's output and writes the float32 result. Plus the input in float32 and ``dtype``.
-        """
-        e = self.dtype.itemsize
-        feat_px = 1 / self.size_multiple**2  # feature pixels per LR pixel (pixel-unshuffle)
-        rdb = self.blocks[0][0]
+        self.rrdb_scales = [rrdb.res_scale for rrdb in rrdbs]
         num_feat = self.conv_first.out_channels
-        grow = rdb.convs[0].out_channels if rdb.dense else rdb.parts[0][0].out_channels
-        body = (3 * num_feat + 4 * grow) * e * feat_px
-        tail = num_feat * e * feat_px + self.out_channels * self.scale**2 * 4
-        return max(body, tail) + self.in_channels * (4 + e)
-
-    def fixed_bytes(self) -> int:
-        """Peak memory of one tail tile (independent of the image size)."""
-        return tail_tile_bytes(
-            self.tail_tile, self.tail_halo, self.tail_scale, self.conv_hr.out_channels, self.dtype.itemsize
+        # The forward shares one workspace between all blocks (so one form): they need equal widths.
+        widths = {(rdb.num_feat, rdb.num_grow_ch) for rrdb in self.blocks for rdb in rrdb}
+        if len(widths) > 1 or any(feat != num_feat for feat, _ in widths):
+            raise ModelError(
+                f"dense blocks of (num_feat, num_grow_ch) {sorted(widths)}, expected {num_feat} features"
+            )
+        self.dense = bool(self.blocks) and self.blocks[0][0].dense
+        self.conv_body = FusedConv2d(layer(model, "conv_body", nn.Conv2d), **kw)
+        names = ["conv_up1", "conv_up2"] + (["conv_up3"] if model.scale == 8 else [])
+        self.ups = nn.ModuleList(
+            FusedNearestUpConv(layer(model, name, nn.Conv2d), negative_slope=slope, **kw) for name in names
         )
+        self.conv_hr = FusedConv2d(layer(model, "conv_hr", nn.Conv2d), negative_slope=slope, **kw)
+        self.conv_last = FusedConv2d(layer(model, "conv_last", nn.Conv2d), **kw)
+        self.tail_scale = 2 ** len(names)
+        # Each upsampling conv reads one pixel of context on its own (input) grid.
+        layers = [(1, 2**i) for i in range(len(names))] + [(1, self.tail_scale)] * 2
+        self.tail_halo = tail_halo(layers, self.tail_scale)
+        grow = self.blocks[0][0].num_grow_ch if self.blocks else 0
+        # The body's peak is at a dense block's conv5: the RRDB input, the block input, x1..x4 and
+        # the output (the dense-buffer form of _FusedRDB holds the same: the RRDB input, one buffer
+        # of num_feat + 4 * grow channels and one output). The tail keeps the body's output.
+        return ActivationWidths(body=3 * num_feat + 4 * grow, kept=num_feat, tail=self.conv_hr.out_channels)
 
     def _tail(self, feat: Tensor) -> Tensor:
         for up in self.ups:
@@ -326,26 +344,26 @@ class FusedRRDBNet(FusedGenerator):
             feat = F.pixel_unshuffle(feat, self.size_multiple)
         inp = feat.to(self.dtype).contiguous(memory_format=self.memory_format)
         body = self.conv_first(inp)
-        if self.blocks[0][0].dense:
+        if self.dense:
             # One workspace and one output for all 69 blocks: allocating them per block let the
             # heap fragment (a 731x731 pass peaked 2x higher with the heap kept for reuse).
             buf, y = self.blocks[0][0].new_buffer(body), torch.empty_like(body)
-            for rrdb in self.blocks:
+            for rrdb, res_scale in zip(self.blocks, self.rrdb_scales, strict=True):
                 src = body  # kept for the RRDB residual
                 for rdb in rrdb:
                     src = rdb(src, out=y, buffer=buf)
-                body.add_(y, alpha=0.2)
+                body.add_(y, alpha=res_scale)
             del buf, y
         else:
-            for rrdb in self.blocks:
+            for rrdb, res_scale in zip(self.blocks, self.rrdb_scales, strict=True):
                 y = body
                 for rdb in rrdb:
                     y = rdb(y)
-                body.add_(y, alpha=0.2)
+                body.add_(y, alpha=res_scale)
                 del y
         # conv_first is recomputed for the long skip (0.01% of the work) instead of keeping its
         # output alive through the body: that is a fifth of the body's peak memory.
         feat = self.conv_body(body, residual=self.conv_first(inp))
         del body
-        out = run_in_tiles(self._tail, feat, scale=self.tail_scale, halo=self.tail_halo, tile=self.tail_tile)
+        out = self._run_tail(feat)
         return crop_to(out, self.scale * h, self.scale * w)

@@ -8,10 +8,13 @@ variant used as the standard PSNR baseline; its parameter names are exactly Basi
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gansr.errors import ModelError
 from gansr.models.attention import WindowAttention, check_attention
 from gansr.models.blocks import (
     Generator,
@@ -20,26 +23,33 @@ from gansr.models.blocks import (
     check_choice,
     check_int,
     default_init_weights,
+    layer,
     make_layer,
+    norm_layer,
 )
 from gansr.models.fused import (
+    ActivationWidths,
     FusedConv2d,
     FusedGenerator,
     conv_after_pixel_shuffle,
     prelu_slope,
-    run_in_tiles,
     tail_halo,
-    tail_tile_bytes,
 )
 
 __all__ = ["FusedMSRResNet", "FusedSRResNet", "MSRResNet", "SRResNet"]
 
 
 class _BNResidualBlock(nn.Module):
-    """SRGAN residual block: conv3x3 -> BN -> PReLU -> conv3x3 -> BN, plus the identity."""
+    """SRGAN residual block: conv3x3 -> BN -> PReLU -> conv3x3 -> BN, plus the identity.
+
+    The layers stay in ``body`` (state-dict keys ``body.0`` ... ``body.4``, as checkpoints hold
+    them); :attr:`conv1`, :attr:`bn1`, :attr:`act`, :attr:`conv2` and :attr:`bn2` name them,
+    checked (:func:`gansr.models.blocks.layer`). Without BatchNorm the norms are ``nn.Identity``.
+    """
 
     def __init__(self, num_feat: int, batch_norm: bool) -> None:
         super().__init__()
+        self.batch_norm = batch_norm
 
         def norm() -> nn.Module:
             return nn.BatchNorm2d(num_feat) if batch_norm else nn.Identity()
@@ -52,8 +62,91 @@ class _BNResidualBlock(nn.Module):
             norm(),
         )
 
+    @property
+    def conv1(self) -> nn.Conv2d:
+        return layer(self, "body.0", nn.Conv2d, of=5)
+
+    @property
+    def bn1(self) -> nn.BatchNorm2d | None:
+        return norm_layer(self, "body.1", batch_norm=self.batch_norm, of=5)
+
+    @property
+    def act(self) -> nn.PReLU:
+        return layer(self, "body.2", nn.PReLU, of=5)
+
+    @property
+    def conv2(self) -> nn.Conv2d:
+        return layer(self, "body.3", nn.Conv2d, of=5)
+
+    @property
+    def bn2(self) -> nn.BatchNorm2d | None:
+        return norm_layer(self, "body.4", batch_norm=self.batch_norm, of=5)
+
     def forward(self, x: Tensor) -> Tensor:
         return x + self.body(x)
+
+
+class _ConvPReLU(nn.Sequential):
+    """``conv`` then ``act`` (a PReLU); keys ``0.*`` and ``1.*``."""
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__(conv, nn.PReLU())
+
+    @property
+    def conv(self) -> nn.Conv2d:
+        return layer(self, "0", nn.Conv2d, of=2)
+
+    @property
+    def act(self) -> nn.PReLU:
+        return layer(self, "1", nn.PReLU, of=2)
+
+
+class _ConvNorm(nn.Sequential):
+    """``conv`` then ``bn`` (a BatchNorm2d, or ``nn.Identity`` without BatchNorm); keys ``0.*``, ``1.*``."""
+
+    def __init__(self, num_feat: int, batch_norm: bool) -> None:
+        super().__init__(
+            nn.Conv2d(num_feat, num_feat, 3, 1, 1), nn.BatchNorm2d(num_feat) if batch_norm else nn.Identity()
+        )
+        self.batch_norm = batch_norm
+
+    @property
+    def conv(self) -> nn.Conv2d:
+        return layer(self, "0", nn.Conv2d, of=2)
+
+    @property
+    def bn(self) -> nn.BatchNorm2d | None:
+        return norm_layer(self, "1", batch_norm=self.batch_norm, of=2)
+
+
+class _UpsampleStage(nn.Sequential):
+    """Sub-pixel upsampling by ``factor``: ``conv`` (to ``factor**2`` times the channels),
+    ``shuffle`` (PixelShuffle), ``act`` (PReLU); keys ``0.*``, ``1.*``, ``2.*``."""
+
+    def __init__(self, num_feat: int, factor: int) -> None:
+        super().__init__(
+            nn.Conv2d(num_feat, num_feat * factor * factor, 3, 1, 1), nn.PixelShuffle(factor), nn.PReLU()
+        )
+
+    @property
+    def conv(self) -> nn.Conv2d:
+        return layer(self, "0", nn.Conv2d, of=3)
+
+    @property
+    def shuffle(self) -> nn.PixelShuffle:
+        return layer(self, "1", nn.PixelShuffle, of=3)
+
+    @property
+    def act(self) -> nn.PReLU:
+        return layer(self, "2", nn.PReLU, of=3)
+
+
+def _one_slope(prelu: nn.PReLU) -> float:
+    """The slope of a one-parameter PReLU (the fused form runs it as a LeakyReLU)."""
+    slope = prelu_slope(prelu)
+    if slope is None:
+        raise ModelError(f"PReLU with {prelu.weight.numel()} slopes, expected one")
+    return slope
 
 
 def _upsample_factors(scale: int) -> list[int]:
@@ -110,7 +203,7 @@ class SRResNet(Generator):
             check_attention(self.arch, num_feat, attention_heads, attention_window)
         super().__init__(config, scale=scale, in_channels=in_channels, out_channels=in_channels)
         batch_norm = norm == "batch"
-        self.conv_first = nn.Sequential(nn.Conv2d(in_channels, num_feat, 9, 1, 4), nn.PReLU())
+        self.conv_first = _ConvPReLU(nn.Conv2d(in_channels, num_feat, 9, 1, 4))
         self.body = make_layer(lambda: _BNResidualBlock(num_feat, batch_norm), num_block)
         if attention:
             # After residual blocks k * num_block / (attention + 1): evenly through the body.
@@ -120,15 +213,8 @@ class SRResNet(Generator):
                 block = WindowAttention(num_feat, heads=attention_heads, window=attention_window, shift=shift)
                 layers.insert(round(k * num_block / (attention + 1)), block)
             self.body = nn.Sequential(*layers)
-        self.conv_body = nn.Sequential(
-            nn.Conv2d(num_feat, num_feat, 3, 1, 1), nn.BatchNorm2d(num_feat) if batch_norm else nn.Identity()
-        )
-        self.upsample = nn.Sequential(
-            *(
-                nn.Sequential(nn.Conv2d(num_feat, num_feat * f * f, 3, 1, 1), nn.PixelShuffle(f), nn.PReLU())
-                for f in _upsample_factors(scale)
-            )
-        )
+        self.conv_body = _ConvNorm(num_feat, batch_norm)
+        self.upsample = nn.Sequential(*(_UpsampleStage(num_feat, f) for f in _upsample_factors(scale)))
         self.conv_last = nn.Conv2d(num_feat, in_channels, 9, 1, 4)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -161,45 +247,29 @@ class FusedSRResNet(FusedGenerator):
     * ``conv_last`` (9x9, 64 -> 3 at full resolution, which oneDNN runs at a fraction of its
       speed) is rewritten to act before the last PixelShuffle (:func:`conv_after_pixel_shuffle`):
       256 -> 12 channels, 5x5, on a quarter of the pixels.
-    * The upsampling tail runs in tiles with an exact halo (:func:`run_in_tiles`).
+    * The upsampling tail runs in tiles with an exact halo (:func:`gansr.engine.tiles.run_exact`).
     """
 
-    def __init__(
-        self,
-        model: SRResNet,
-        *,
-        dtype: torch.dtype = torch.float32,
-        channels_last: bool = True,
-        tail_tile: int = 96,
-    ) -> None:
-        super().__init__(model, dtype=dtype, channels_last=channels_last, tail_tile=tail_tile)
+    def _build(self, model: SRResNet) -> ActivationWidths:
         kw = self.conv_kw
-
-        def bn(m: nn.Module) -> nn.BatchNorm2d | None:
-            return m if isinstance(m, nn.BatchNorm2d) else None
-
-        conv, prelu = model.conv_first
-        self.conv_first = FusedConv2d(conv, negative_slope=prelu_slope(prelu), **kw)
+        head = layer(model, "conv_first", _ConvPReLU)
+        self.conv_first = FusedConv2d(head.conv, negative_slope=_one_slope(head.act), **kw)
         self.blocks = nn.ModuleList()
-        for block in model.body:
-            conv1, bn1, act, conv2, bn2 = block.body
-            self.blocks.append(
-                nn.ModuleList(
-                    [
-                        FusedConv2d(conv1, bn=bn(bn1), negative_slope=prelu_slope(act), **kw),
-                        FusedConv2d(conv2, bn=bn(bn2), **kw),
-                    ]
-                )
-            )
-        self.conv_body = FusedConv2d(model.conv_body[0], bn=bn(model.conv_body[1]), **kw)
+        for i in range(len(model.body)):
+            block = layer(model, f"body.{i}", _BNResidualBlock)
+            conv1 = FusedConv2d(block.conv1, bn=block.bn1, negative_slope=_one_slope(block.act), **kw)
+            self.blocks.append(nn.ModuleList([conv1, FusedConv2d(block.conv2, bn=block.bn2, **kw)]))
+        body_end = layer(model, "conv_body", _ConvNorm)
+        self.conv_body = FusedConv2d(body_end.conv, bn=body_end.bn, **kw)
         self.ups = nn.ModuleList()
         self.factors: list[int] = []
-        for stage in model.upsample:
-            conv, shuffle, prelu = stage
-            self.ups.append(FusedConv2d(conv, negative_slope=prelu_slope(prelu), **kw))
-            self.factors.append(shuffle.upscale_factor)
-        last = model.conv_last
-        w, b, pad = conv_after_pixel_shuffle(last, self.factors[-1])
+        for i in range(len(model.upsample)):
+            stage = layer(model, f"upsample.{i}", _UpsampleStage)
+            self.ups.append(FusedConv2d(stage.conv, negative_slope=_one_slope(stage.act), **kw))
+            self.factors.append(stage.shuffle.upscale_factor)
+        if not self.factors or math.prod(self.factors) != self.scale:
+            raise ModelError(f"upsample stages by {self.factors} do not make scale {self.scale}")
+        w, b, pad = conv_after_pixel_shuffle(layer(model, "conv_last", nn.Conv2d), self.factors[-1])
         self.conv_last = FusedConv2d(weight=w, bias=b, padding=pad, **kw)
         layers, resolution = [], 1
         for conv, f in zip(self.ups, self.factors, strict=True):
@@ -207,21 +277,9 @@ class FusedSRResNet(FusedGenerator):
             resolution *= f
         layers.append((pad, resolution // self.factors[-1]))
         self.tail_halo = tail_halo(layers, self.scale)
-
-    def bytes_per_pixel(self) -> float:
-        """Peak memory per LR input pixel, beyond :meth:`fixed_bytes`: four feature maps in the
-        body (the long skip, a block's input, its two conv outputs), or the long skip plus the
-        float32 result in the tail; plus the input in float32 and ``dtype``."""
-        e = self.dtype.itemsize
         num_feat = self.conv_first.out_channels
-        tail = num_feat * e + self.out_channels * self.scale**2 * 4
-        return max(4 * num_feat * e, tail) + self.in_channels * (4 + e)
-
-    def fixed_bytes(self) -> int:
-        """Peak memory of one tail tile (independent of the image size)."""
-        return tail_tile_bytes(
-            self.tail_tile, self.tail_halo, self.scale, self.conv_first.out_channels, self.dtype.itemsize
-        )
+        # The body holds the long skip, a block's input and its two conv outputs.
+        return ActivationWidths(body=4 * num_feat, kept=num_feat, tail=num_feat)
 
     def _tail(self, feat: Tensor) -> Tensor:
         for conv, f in zip(self.ups[:-1], self.factors[:-1], strict=True):
@@ -239,7 +297,7 @@ class FusedSRResNet(FusedGenerator):
             body = conv2(conv1(body), residual=body)
         feat = self.conv_body(body, residual=feat)
         del body
-        return run_in_tiles(self._tail, feat, scale=self.scale, halo=self.tail_halo, tile=self.tail_tile)
+        return self._run_tail(feat)
 
 
 class MSRResNet(Generator):
@@ -343,55 +401,40 @@ class FusedMSRResNet(FusedGenerator):
     convolutions (LeakyReLU after PixelShuffle commutes with it), and the upsampling tail, with the
     interpolated global skip added by ``conv_last``, runs in tiles with an exact halo."""
 
-    def __init__(
-        self,
-        model: MSRResNet,
-        *,
-        dtype: torch.dtype = torch.float32,
-        channels_last: bool = True,
-        tail_tile: int = 96,
-    ) -> None:
-        super().__init__(model, dtype=dtype, channels_last=channels_last, tail_tile=tail_tile)
+    def _build(self, model: MSRResNet) -> ActivationWidths:
         kw = self.conv_kw
         self.upsample_skip = model.upsample_skip
-        slope = model.lrelu.negative_slope
-        self.conv_first = FusedConv2d(model.conv_first, negative_slope=slope, **kw)
-        self.blocks = nn.ModuleList(
-            nn.ModuleList(
-                [
-                    FusedConv2d(block.conv1, negative_slope=0.0, **kw),
-                    FusedConv2d(block.conv2, scale=block.res_scale, **kw),
-                ]
-            )
-            for block in model.body
-        )
+        slope = layer(model, "lrelu", nn.LeakyReLU).negative_slope
+        self.conv_first = FusedConv2d(layer(model, "conv_first", nn.Conv2d), negative_slope=slope, **kw)
+        self.blocks = nn.ModuleList()
+        for i in range(len(model.body)):
+            block = layer(model, f"body.{i}", ResidualBlockNoBN)
+            layer(block, "relu", nn.ReLU)
+            conv1 = FusedConv2d(layer(block, "conv1", nn.Conv2d), negative_slope=0.0, **kw)
+            conv2 = FusedConv2d(layer(block, "conv2", nn.Conv2d), scale=block.res_scale, **kw)
+            self.blocks.append(nn.ModuleList([conv1, conv2]))
         self.subpixel = model.tail == "subpixel"
-        self.factor = model.pixel_shuffle.upscale_factor
+        self.factor = layer(model, "pixel_shuffle", nn.PixelShuffle).upscale_factor
+        names = ["upconv1"] + (["upconv2"] if model.scale == 4 and not self.subpixel else [])
+        if self.factor ** len(names) != self.scale:
+            raise ModelError(f"{len(names)} PixelShuffle({self.factor}) stage(s) do not make x{self.scale}")
         if self.subpixel:  # one conv and PixelShuffle(scale), then the skip is added
-            self.ups = nn.ModuleList([FusedConv2d(model.upconv1, **kw)])
+            self.ups = nn.ModuleList([FusedConv2d(layer(model, "upconv1", nn.Conv2d), **kw)])
             self.conv_hr = self.conv_last = None
             layers = [(1, 1)]
         else:
-            ups = [model.upconv1] + ([model.upconv2] if model.scale == 4 else [])
-            self.ups = nn.ModuleList(FusedConv2d(c, negative_slope=slope, **kw) for c in ups)
-            self.conv_hr = FusedConv2d(model.conv_hr, negative_slope=slope, **kw)
-            self.conv_last = FusedConv2d(model.conv_last, **kw)
-            layers = [(1, self.factor**i) for i in range(len(ups))] + [(1, self.scale)] * 2
+            self.ups = nn.ModuleList(
+                FusedConv2d(layer(model, name, nn.Conv2d), negative_slope=slope, **kw) for name in names
+            )
+            self.conv_hr = FusedConv2d(layer(model, "conv_hr", nn.Conv2d), negative_slope=slope, **kw)
+            self.conv_last = FusedConv2d(layer(model, "conv_last", nn.Conv2d), **kw)
+            layers = [(1, self.factor**i) for i in range(len(names))] + [(1, self.scale)] * 2
         # Bilinear reads 1 input pixel around each output pixel, bicubic 2.
         self.tail_halo = max(tail_halo(layers, self.scale), 1 if self.upsample_skip == "bilinear" else 2)
-
-    def bytes_per_pixel(self) -> float:
-        """Peak memory per LR input pixel beyond :meth:`fixed_bytes` (four feature maps in the body,
-        or the body output and the float32 result in the tail, plus the input)."""
-        e = self.dtype.itemsize
         num_feat = self.conv_first.out_channels
-        tail = (num_feat + self.in_channels) * e + self.out_channels * self.scale**2 * 4
-        return max(4 * num_feat * e, tail) + self.in_channels * (4 + e)
-
-    def fixed_bytes(self) -> int:
-        """Peak memory of one tail tile (independent of the image size)."""
-        width = self.out_channels if self.subpixel else self.conv_hr.out_channels
-        return tail_tile_bytes(self.tail_tile, self.tail_halo, self.scale, width, self.dtype.itemsize)
+        tail = self.out_channels if self.conv_hr is None else self.conv_hr.out_channels
+        # Four feature maps in the body; the tail keeps the body output and the LR image.
+        return ActivationWidths(body=4 * num_feat, kept=num_feat + self.in_channels, tail=tail)
 
     def _tail(self, feat_and_image: Tensor) -> Tensor:
         feat, image = feat_and_image[:, : -self.in_channels], feat_and_image[:, -self.in_channels :]
@@ -415,4 +458,4 @@ class FusedMSRResNet(FusedGenerator):
         # The tail needs the LR image too (global skip): one tensor, so the tiles cut both alike.
         both = torch.cat((body, x.to(self.dtype).contiguous(memory_format=self.memory_format)), 1)
         del body
-        return run_in_tiles(self._tail, both, scale=self.scale, halo=self.tail_halo, tile=self.tail_tile)
+        return self._run_tail(both)

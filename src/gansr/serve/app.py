@@ -34,7 +34,6 @@ from pydantic import BaseModel, Field
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gansr import __version__
 from gansr.serve.admission import MemoryBudget
 from gansr.serve.catalog import ModelEntry, build_catalog
 from gansr.serve.errors import ApiError, ErrorResponse, install_error_handlers
@@ -50,6 +49,7 @@ from gansr.serve.limits import (
 )
 from gansr.serve.upload import BodyDeadline, read_upload
 from gansr.serve.worker import InferencePool, job_cost, upscale_bytes
+from gansr.version import __version__
 
 __all__ = ["STATIC_DIR", "Health", "Limits", "ModelInfo", "create_app", "download_name"]
 
@@ -226,7 +226,7 @@ def create_app(
         ConfigError: bad device, default model or extra checkpoint.
         ModelError: an extra checkpoint cannot be loaded.
     """
-    from gansr.upscale.upscaler import resolve_device
+    from gansr.engine.device import resolve_device
 
     config = config or ServeConfig()
     device = str(resolve_device(config.device))

@@ -96,12 +96,13 @@ def _shipped() -> list[ModelEntry]:
 
 def _extra(spec: str | os.PathLike[str]) -> ModelEntry:
     """A checkpoint given by the operator (``gansr serve --model PATH``), named by its file stem."""
-    from gansr.upscale.upscaler import load_model
+    from gansr import models
 
     path = Path(spec)
     if not path.exists():
         raise ConfigError(f"--model {spec}: no such checkpoint file")
-    model = load_model(path)  # loads once to learn the scale and to fail at start-up, not per request
+    # Loaded once to learn the scale and to fail at start-up, not per request.
+    model = models.require_generator(models.load(path))
     arch = getattr(model, "arch", type(model).__name__)
     name = path.parent.name if path.name == "model.safetensors" else path.stem
     meta: Mapping[str, Any] = {}

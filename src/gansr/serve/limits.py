@@ -133,7 +133,7 @@ class ServeConfig:
         """The memory budget in bytes (reads the available RAM when it is not set)."""
         if self.memory_budget_mb is not None:
             return int(self.memory_budget_mb * 1_000_000)
-        from gansr.inference import available_ram
+        from gansr.engine.device import available_ram
 
         return max(AUTO_BUDGET_MIN, available_ram() // 2)
 

@@ -53,8 +53,8 @@ RETRY_AFTER_MAX_S = 60
 SAMPLE_BYTES_8 = 16
 SAMPLE_BYTES_16 = 56
 WEBP_PIXEL_BYTES = 16
-# The heap reuse of gansr.allocator can take a forward pass up to ~1.5x the engine's estimate
-# (see gansr.inference.memory_budget).
+# The heap reuse of gansr.engine.allocator can take a forward pass up to ~1.5x the engine's estimate
+# (see gansr.engine.device.memory_budget).
 PASS_FACTOR = 1.5
 # Per job: Python objects, the response, thread stacks touched; small next to any image.
 JOB_OVERHEAD_BYTES = 4_000_000

@@ -2,7 +2,9 @@
 
 - :mod:`~gansr.train.config`: the config dataclasses, YAML/preset loading, ``--set`` overrides.
 - :mod:`~gansr.train.build`: builds models, losses and data from a config (validating all of it).
-- :mod:`~gansr.train.loop`: :func:`train`, the loop itself.
+- :mod:`~gansr.train.loop`: :func:`train`, the loop itself; :mod:`~gansr.train.step`: one iteration
+  (also what ``gansr speed --train`` times); :mod:`~gansr.train.state`: the run's state, which is
+  exactly what a checkpoint holds.
 - :mod:`~gansr.train.checkpointing`, :mod:`~gansr.train.ema`, :mod:`~gansr.train.logging`,
   :mod:`~gansr.train.plots`, :mod:`~gansr.train.distributed`, :mod:`~gansr.train.data`: its parts.
 - :mod:`~gansr.train.interp`: ESRGAN network interpolation.

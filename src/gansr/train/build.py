@@ -1,9 +1,9 @@
 """Everything a run needs, built from a :class:`~gansr.train.config.Config` — and so validated.
 
-:func:`build_parts` constructs the models, loss mixes, degradation, training source and
-validation set. Every problem surfaces here, before a run folder exists or an iteration runs, as
-a one-line :class:`~gansr.errors.ConfigError` naming the dotted key (``model.g.arch: unknown
-model 'x'; ...``, ``data.scale: ...``, ``train.gan.losses: ...``).
+:func:`build_parts` constructs the models, loss mixes, the training samples (source images,
+crops, augmentation and degradation) and the validation set. Every problem surfaces here, before
+a run folder exists or an iteration runs, as a one-line :class:`~gansr.errors.ConfigError` naming
+the dotted key (``model.g.arch: unknown model 'x'; ...``, ``data.scale: ...``, ``train.gan.losses: ...``).
 
 Model options that follow from the data are filled in when the config leaves them out and the
 architecture accepts them: ``scale`` from ``data.scale`` and ``in_channels``/``out_channels``
@@ -22,6 +22,15 @@ from torch import nn
 
 from gansr.errors import ConfigError, DataError, GansrError, ModelError
 from gansr.train.config import Config, GanConfig, ModelSpec, PretrainConfig
+from gansr.train.data import (
+    Source,
+    TrainSamples,
+    ValItem,
+    build_pipeline,
+    build_train_source,
+    build_val_set,
+    check_folders,
+)
 
 
 def data_channels(cfg: Config) -> int:
@@ -200,10 +209,14 @@ class Parts:
     pre_mix: nn.Module | None
     gan_mix: nn.Module | None
     d_loss: nn.Module | None
-    pipeline: Any
-    source: Any
-    val_items: list[Any] | None
+    samples: TrainSamples  # the training pairs, keyed by (epoch, index)
+    val_items: list[ValItem] | None
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def source(self) -> Source:
+        """The training images the samples are cut from."""
+        return self.samples.source
 
 
 def check_engine(cfg: Config, device: torch.device, world_size: int = 1) -> None:
@@ -222,8 +235,6 @@ def build_parts(cfg: Config, device: torch.device | None = None, world_size: int
     Raises:
         ConfigError: one line naming the offending key.
     """
-    from gansr.train.data import build_pipeline, build_train_source, build_val_set, check_folders
-
     # Cheap checks first, reading the datasets last, so a mistake is reported quickly.
     check_engine(cfg, device or torch.device("cpu"), world_size)
     notes: list[str] = []
@@ -271,4 +282,5 @@ def build_parts(cfg: Config, device: torch.device | None = None, world_size: int
         raise ConfigError(f"data.val_folder: {exc}") from None
     if val_items is None:
         notes.append("no validation set (set data.val_folder): no metrics, best checkpoint or sample grids")
-    return Parts(g, disc, pre_mix, gan_mix, d_loss, pipeline, source, val_items, notes)
+    samples = TrainSamples.from_config(cfg, source, pipeline)
+    return Parts(g, disc, pre_mix, gan_mix, d_loss, samples, val_items, notes)

@@ -10,7 +10,8 @@ iterator internals, every batch is *computed* from its index ``b``:
   ``torch.Generator`` seeded by ``(seed, epoch, index)``, so it does not matter which DataLoader
   worker builds it, and two workers never produce the same crop by accident.
 
-The checkpoint then only needs ``b`` (the data position); :class:`BatchPlan` restarts there.
+The checkpoint then only needs ``b`` (the data position); :class:`BatchPlan` restarts there, and
+:func:`gansr.data.loader.make_loader` (``batches=plan``) loads the batches with workers.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 from gansr.errors import ConfigError, DataError
 from gansr.train.config import Config
@@ -297,22 +298,6 @@ class BatchPlan(Sampler[list[tuple[int, int]]]):
 
     def __len__(self) -> int:  # DataLoader asks; the plan is endless
         return 2**62
-
-
-def make_loader(
-    samples: TrainSamples, plan: BatchPlan, *, workers: int, seed: int, pin_memory: bool
-) -> DataLoader:
-    """A DataLoader over ``plan`` (workers decode/crop/degrade in parallel)."""
-    return DataLoader(
-        samples,
-        batch_sampler=plan,
-        num_workers=workers,
-        pin_memory=pin_memory,
-        persistent_workers=False,
-        # An explicit generator: creating the iterator must not consume the global torch RNG,
-        # whose state is part of the checkpoint.
-        generator=torch.Generator().manual_seed(seed),
-    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import torch
 
-from gansr.train.config import OptimizerConfig, ScheduleConfig
+from gansr.train.config import Config, OptimizerConfig, ScheduleConfig
 
 
 def build_optimizer(params: Iterable[torch.nn.Parameter], cfg: OptimizerConfig) -> torch.optim.Optimizer:
@@ -42,3 +42,26 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     """Set every parameter group's learning rate."""
     for group in optimizer.param_groups:
         group["lr"] = lr
+
+
+def apply_schedule(
+    cfg: Config, optimizers: dict[str, torch.optim.Optimizer], iteration: int
+) -> dict[str, float]:
+    """Set the learning rates of run iteration ``iteration`` (0-based) and return them.
+
+    In the PSNR phase that is ``g_pretrain``'s (``lr_g``); in the GAN phase ``g_gan``'s and
+    ``d``'s (``lr_g``, ``lr_d``), each on its phase's schedule counted from the phase's start.
+    """
+    pretrain = iteration < cfg.pretrain_iters
+    phase = cfg.train.pretrain if pretrain else cfg.train.gan
+    assert phase is not None
+    step = iteration if pretrain else iteration - cfg.pretrain_iters
+    lr_g = phase.optimizer.lr * lr_factor(phase.schedule, step, phase.iters)
+    set_lr(optimizers["g_pretrain" if pretrain else "g_gan"], lr_g)
+    if pretrain:
+        return {"lr_g": lr_g}
+    gan = cfg.train.gan
+    assert gan is not None
+    lr_d = gan.d_optimizer.lr * lr_factor(gan.d_schedule, step, phase.iters)
+    set_lr(optimizers["d"], lr_d)
+    return {"lr_g": lr_g, "lr_d": lr_d}

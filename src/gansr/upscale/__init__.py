@@ -10,12 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-#: The model used when none is given: the shipped general-purpose x4 photo model (PSNR-oriented,
-#: see ``gansr/weights/README.md``).
-DEFAULT_MODEL = "realsr-x4"
-
-#: Output formats of ``gansr upscale --ext`` (``auto`` keeps PNG/JPEG/WebP inputs' format, else PNG).
-OUTPUT_EXTS: tuple[str, ...] = ("auto", "png", "jpg", "webp")
+from gansr.upscale.defaults import DEFAULT_MODEL, OUTPUT_EXTS
 
 __all__ = ["DEFAULT_MODEL", "OUTPUT_EXTS", "Upscaler"]
 

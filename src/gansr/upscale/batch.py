@@ -53,7 +53,7 @@ from gansr.data.io import (
     write_image,
 )
 from gansr.errors import ConfigError, GansrError
-from gansr.upscale import OUTPUT_EXTS
+from gansr.upscale.defaults import OUTPUT_EXTS
 from gansr.upscale.progress import Progress
 from gansr.upscale.upscaler import Upscaler
 

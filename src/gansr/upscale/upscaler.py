@@ -8,9 +8,9 @@ Pipeline for one image (``pixels`` ``(C, H, W)`` plus optional ``alpha``):
 2. Channels are matched to the model: gray through an RGB model is replicated to RGB and the
    result turned back into luma (ITU-R 601, as PIL's ``L``); RGB through a gray model runs the
    model on the Y of YCbCr (JPEG full range) and bicubic-upscales the chroma.
-3. The model runs at its own scale through the fast inference engine (:mod:`gansr.inference`:
+3. The model runs at its own scale through the fast inference engine (:mod:`gansr.engine.fast`:
    fused, channels-last, bf16 where asked), in tiles when the image does not fit the memory budget
-   (see :func:`gansr.inference.plan` and :mod:`gansr.upscale.tiling`). ``arbitrary_scale`` models
+   (see :func:`gansr.engine.tiles.plan` and :func:`gansr.engine.tiles.run_tiled`). ``arbitrary_scale`` models
    (``vae_cppn``) render the requested size directly and untiled, since they decode the whole
    image from one latent code.
 4. Any other final size is reached with MATLAB-bicubic ``imresize`` (antialiased when shrinking;
@@ -32,118 +32,26 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
 from gansr.data.io import LoadedImage, read_image, to_pil
+from gansr.engine import tiles
+from gansr.engine.device import resolve_device
+from gansr.engine.fast import PRECISIONS, Precision, prepare_model
+from gansr.engine.tiles import DEFAULT_TILE_OVERLAP, TilePlan
 from gansr.errors import ConfigError, DataError, ModelError
-from gansr.inference import PRECISIONS, Precision, memory_budget, prepare_model
-from gansr.inference import estimate_memory as estimate_bytes_per_pixel
-from gansr.inference import plan as plan_for
-from gansr.upscale import DEFAULT_MODEL
-from gansr.upscale.tiling import DEFAULT_TILE_OVERLAP, TilePlan, tiled_forward
+from gansr.upscale.defaults import DEFAULT_MODEL
+from gansr.upscale.pixels import fill_transparent, icc_for, luma, resize, rgb_to_ycbcr, ycbcr_to_rgb
 
 __all__ = [
     "Upscaler",
-    "estimate_bytes_per_pixel",
-    "fill_transparent",
-    "icc_for",
-    "load_model",
-    "memory_budget",
-    "resize",
-    "resolve_device",
 ]
 
-_LUMA = (0.299, 0.587, 0.114)  # ITU-R 601, as PIL's "L" conversion
 
 ProgressArg = bool | Callable[[float], None]
 """How to report progress within one image: ``True`` for a bar over its tiles, or a function
 called with the fraction of the image done (after each batch of tiles; 1.0 at the end)."""
-
-
-# --------------------------------------------------------------------------- device & model
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
-
-    Raises:
-        ConfigError: unknown name, or the device is not available in this torch build/machine.
-    """
-    if isinstance(device, torch.device):
-        device = str(device)
-    name = str(device).strip().lower()
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if _mps_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        dev = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise ConfigError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError("device 'cuda' requested but CUDA is not available (use --device cpu or auto)")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ConfigError(f"device {name!r} does not exist ({torch.cuda.device_count()} CUDA devices)")
-    elif dev.type == "mps":
-        if not _mps_available():
-            raise ConfigError("device 'mps' requested but MPS is not available (use --device cpu or auto)")
-    elif dev.type != "cpu":
-        raise ConfigError(f"unsupported device {device!r}; use auto, cpu, cuda, cuda:N or mps")
-    return dev
-
-
-def _mps_available() -> bool:
-    backend = getattr(torch.backends, "mps", None)
-    return bool(backend is not None and backend.is_available())
-
-
-def load_model(spec: str | os.PathLike[str] | nn.Module) -> nn.Module:
-    """Resolve a model argument: an ``nn.Module`` as is, ``"bicubic"`` (weightless, x4), a shipped
-    model name, a gansr checkpoint or a peer ``.pth`` (via :func:`gansr.models.load`).
-
-    A bare architecture name (``"rrdbnet"``) builds that network with random weights and warns:
-    useful for speed and memory tests, useless for real images.
-
-    Raises:
-        ModelError: nothing loadable by that name, or the model is not a generator.
-    """
-    if isinstance(spec, nn.Module):
-        model = spec
-    else:
-        from gansr import models
-
-        if spec == "bicubic":
-            model = models.create("bicubic")
-        else:
-            try:
-                model = models.load(spec)
-            except ModelError:
-                if not (isinstance(spec, str) and spec in _architecture_names()):
-                    raise
-                model = models.create(spec)
-                warnings.warn(
-                    f"model {spec!r} is an architecture name: it runs with random weights (for speed and "
-                    "memory tests only; pass trained weights for real images)",
-                    stacklevel=2,
-                )
-    scale = getattr(model, "scale", None)
-    if not isinstance(scale, int) or isinstance(scale, bool) or scale < 1:
-        raise ModelError(
-            f"{getattr(model, 'arch', type(model).__name__)!r} is not an SR generator "
-            "(it has no integer `scale` attribute)"
-        )
-    return model.eval()
-
-
-def _architecture_names() -> set[str]:
-    from gansr.models import architectures
-
-    return {a.name for a in architectures() if a.kind != "discriminator"}
 
 
 # --------------------------------------------------------------------------- the Upscaler
@@ -153,8 +61,10 @@ class Upscaler:
     """Super-resolve images with one model.
 
     Args:
-        model: a shipped model name, ``"bicubic"`` (weightless MATLAB bicubic, x4), a gansr
-            checkpoint, a peer ``.pth`` (ESRGAN / Real-ESRGAN / BasicSR), or an ``nn.Module``
+        model: anything :func:`gansr.models.load` takes (a shipped model name, ``"bicubic"``:
+            weightless MATLAB bicubic x4, a gansr checkpoint, a peer ``.pth`` such as ESRGAN /
+            Real-ESRGAN / BasicSR, an ``.onnx`` file; an architecture name runs with seeded random
+            weights and a warning, for speed and memory tests), or an ``nn.Module``
             generator (it needs ``scale``; ``in_channels`` and ``size_multiple`` are used when set;
             it is put in eval mode; where it has no fused form it is also moved to the device and
             made channels-last in place).
@@ -164,7 +74,7 @@ class Upscaler:
             (AVX512-BF16/AMX) and fp16 needs a GPU; otherwise fp32 is used with a warning.
         tile: core tile size in LR pixels; ``None`` chooses it from the memory budget (whole image
             when it fits, else the tiles that fit with the least overlap work), ``0`` never tiles.
-        tile_overlap: context per tile side in LR pixels (default 32; see :mod:`gansr.upscale.tiling`).
+        tile_overlap: context per tile side in LR pixels (default 32; see :mod:`gansr.engine.tiles`).
         compile: run the model through ``torch.compile`` instead of its fused form (first call is
             slow; each new tile shape compiles again).
 
@@ -193,7 +103,18 @@ class Upscaler:
         self.tile = tile
         self.tile_overlap = overlap
 
-        net = load_model(model)
+        from gansr import models
+
+        if isinstance(model, nn.Module):
+            net = models.require_generator(model).eval()
+        else:
+            net = models.require_generator(models.load(model, random_weights=True))
+            if net.metadata["format"] == "random":
+                warnings.warn(
+                    f"model {model!r} is an architecture name: it runs with random weights (for speed and "
+                    "memory tests only; pass trained weights for real images)",
+                    stacklevel=2,
+                )
         if getattr(net, "arch", None) == "onnx":  # onnxruntime runs the graph as exported: fp32
             if compile:
                 raise ConfigError("compile does not apply to ONNX models (onnxruntime optimizes the graph)")
@@ -244,10 +165,10 @@ class Upscaler:
 
     def plan(self, height: int, width: int, *, memory_budget: int | None = None) -> TilePlan:
         """The tile plan for an ``height x width`` LR image on this device (see
-        :func:`gansr.inference.plan`: whole image when it fits, else the least overlap work).
+        :func:`gansr.engine.tiles.plan`: whole image when it fits, else the least overlap work).
         ``memory_budget``: bytes one forward pass (plus, on the CPU, the output canvas) may use;
-        default :func:`memory_budget` of the device. An explicit ``tile`` wins over it."""
-        return plan_for(
+        default :func:`gansr.engine.device.memory_budget`. An explicit ``tile`` wins over it."""
+        return tiles.plan(
             self._fast, height, width, tile=self.tile, overlap=self.tile_overlap, budget_bytes=memory_budget
         )
 
@@ -332,7 +253,7 @@ class Upscaler:
             return self._super_resolve(pixels, target, progress, budget)
         if channels == 1 and self.in_channels == 3:
             rgb = self._super_resolve(pixels.expand(3, -1, -1), target, progress, budget)
-            return _luma(rgb).clamp_(0, 1)
+            return luma(rgb).clamp_(0, 1)
         if channels == 3 and self.in_channels == 1:
             ycc = rgb_to_ycbcr(pixels)
             y = self._super_resolve(ycc[:1], target, progress, budget)
@@ -357,11 +278,11 @@ class Upscaler:
             # bicubic), with no tiles (memory is just the input and the output).
             done(1.0)
             return resize(pixels, target).clamp_(0, 1)
-        out = tiled_forward(
+        out = tiles.run_tiled(
             self._run,
             pixels,
             scale=self.scale,
-            plan=self.plan(height, width, memory_budget=budget),
+            tile_plan=self.plan(height, width, memory_budget=budget),
             size_multiple=self.size_multiple,
             progress=progress if isinstance(progress, bool) else lambda done, total: progress(done / total),
         ).clamp_(0, 1)
@@ -473,87 +394,6 @@ class Upscaler:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def fill_transparent(pixels: Tensor, alpha: Tensor) -> Tensor:
-    """Give fully transparent pixels (alpha 0) the colour of their opaque surroundings.
-
-    Push-pull: an alpha-masked image pyramid averages the known colours down to the coarsest
-    level, then the holes are filled from the (bilinearly upsampled) coarser level on the way up.
-    Pixels with any opacity keep their colour. With no transparent or no opaque pixel the image is
-    returned unchanged.
-    """
-    known = (alpha > 0).to(pixels.dtype)
-    if bool(known.all()) or not bool(known.any()):
-        return pixels
-    colors, masks = [pixels * known], [known]
-    while bool((masks[-1] == 0).any()) and min(masks[-1].shape[-2:]) > 1:
-        colors.append(F.avg_pool2d(colors[-1][None], 2, ceil_mode=True)[0])
-        masks.append(F.avg_pool2d(masks[-1][None], 2, ceil_mode=True)[0])
-    filled = colors[-1] / masks[-1].clamp_min(1e-12)
-    for color, mask in zip(reversed(colors[:-1]), reversed(masks[:-1]), strict=True):
-        up = F.interpolate(filled[None], size=color.shape[-2:], mode="bilinear", align_corners=False)[0]
-        filled = torch.where(mask > 0, color / mask.clamp_min(1e-12), up)
-    return torch.where(known > 0, pixels, filled)
-
-
-def rgb_to_ycbcr(rgb: Tensor) -> Tensor:
-    """RGB ``(3, H, W)`` to full-range YCbCr (JPEG / ITU-R 601), all in ``[0, 1]``."""
-    r, g, b = rgb
-    y = 0.299 * r + 0.587 * g + 0.114 * b
-    cb = -0.168736 * r - 0.331264 * g + 0.5 * b + 0.5
-    cr = 0.5 * r - 0.418688 * g - 0.081312 * b + 0.5
-    return torch.stack([y, cb, cr])
-
-
-def ycbcr_to_rgb(ycc: Tensor) -> Tensor:
-    """Inverse of :func:`rgb_to_ycbcr`."""
-    y, cb, cr = ycc[0], ycc[1] - 0.5, ycc[2] - 0.5
-    return torch.stack([y + 1.402 * cr, y - 0.344136 * cb - 0.714136 * cr, y + 1.772 * cb])
-
-
-def _luma(rgb: Tensor) -> Tensor:
-    return (_LUMA[0] * rgb[0] + _LUMA[1] * rgb[1] + _LUMA[2] * rgb[2]).unsqueeze(0)
-
-
-def resize(img: Tensor, size: tuple[int, int]) -> Tensor:
-    """MATLAB ``imresize(img, [h w], 'bicubic')`` of ``(C, H, W)`` float32, antialiased when shrinking.
-
-    Same result as :func:`gansr.degrade.imresize` (to float rounding), computed by Pillow's C
-    resampler: its ``BICUBIC`` filter is the same Keys kernel (a = -0.5), widened the same way
-    when shrinking, with the same pixel-centre mapping; only the border rule differs (Pillow
-    renormalizes, MATLAB mirrors). So each channel is mirror-padded as MATLAB does and Pillow
-    resizes the padded image's inner box. That is ~40x faster than the tensor implementation on
-    a 12 MP photo and needs no per-tap gather buffers, which matters at final sizes of 50+ MP.
-    """
-    height, width = img.shape[-2:]
-    out_h, out_w = size
-    if (height, width) == (out_h, out_w):
-        return img
-    # Kernel half-width in input pixels: 2, or 2 / scale when shrinking; +1 for rounding.
-    pad_h = math.ceil(2 * max(1.0, height / out_h)) + 1
-    pad_w = math.ceil(2 * max(1.0, width / out_w)) + 1
-    planes = np.pad(
-        img.detach().cpu().float().numpy(), ((0, 0), (pad_h, pad_h), (pad_w, pad_w)), mode="symmetric"
-    )
-    box = (pad_w, pad_h, pad_w + width, pad_h + height)
-    out = np.empty((planes.shape[0], out_h, out_w), dtype=np.float32)
-    for channel, plane in enumerate(planes):
-        out[channel] = np.asarray(
-            Image.fromarray(plane, "F").resize((out_w, out_h), Image.Resampling.BICUBIC, box=box)
-        )
-    return torch.from_numpy(out)
-
-
-def icc_for(profile: bytes | None, channels: int) -> bytes | None:
-    """``profile`` when its colour space (ICC header bytes 16-19) matches ``channels``, else None.
-
-    An RGB profile on a gray image (or the reverse) would make viewers misread the pixels.
-    """
-    if not profile or len(profile) < 20:
-        return None
-    space = profile[16:20]
-    return profile if space == (b"GRAY" if channels == 1 else b"RGB ") else None
 
 
 def _to_pil(result: LoadedImage, source_mode: str) -> Image.Image:

@@ -34,8 +34,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from gansr.engine.device import memory_budget
 from gansr.errors import ConfigError, DataError, GansrError, Interrupted
-from gansr.inference import memory_budget
 from gansr.upscale.batch import BatchSummary, Job, Shard, sigterm_as_interrupt
 from gansr.upscale.upscaler import Upscaler
 from gansr.video.encode import (
@@ -74,7 +74,7 @@ __all__ = [
 DEFAULT_SEGMENT_SECONDS = 10
 
 #: Bytes one frame's model pass may use on the CPU (tiles, plus the frame's float output canvas:
-#: see :func:`gansr.inference.plan`), instead of the 1.5 GiB an image may take: the encoder holds
+#: see :func:`gansr.engine.tiles.plan`), instead of the 1.5 GiB an image may take: the encoder holds
 #: its own queue of frames beside it, and frames go through one at a time anyway. At 1080p -> 8K
 #: with ``realsr-x4`` this is 4 tiles instead of 2 (x1.09 instead of x1.03 pixels computed).
 FRAME_MEMORY_BUDGET = 1 << 30

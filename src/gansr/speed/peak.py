@@ -47,7 +47,7 @@ class PeakConv:
         repeats: int = 16,
     ) -> PeakConv:
         """Random channels-last operands in ``precision``'s dtype on ``device`` (seeded)."""
-        from gansr.inference import precision_dtype
+        from gansr.engine.fast import precision_dtype
 
         dtype = precision_dtype(precision)
         device = torch.device(device)

@@ -1,4 +1,4 @@
-"""`gansr benchmark`: the report on real images (2 Set5 crops) and MNIST digits, its files and fields."""
+"""`gansr report`: the report on real images (2 Set5 crops) and MNIST digits, its files and fields."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ import torch
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio
 
-from gansr.benchmark import BenchmarkConfig, build_report, render_markdown, summary_table, write_report
 from gansr.cli import main
 from gansr.data.io import read_image, write_image
 from gansr.degrade import imresize
 from gansr.errors import ConfigError, DataError
 from gansr.models.checkpoint import shipped_models
+from gansr.report import BenchmarkConfig, build_report, render_markdown, summary_table, write_report
 
 RESULT_FIELDS = {"model", "arch", "params", "psnr", "ssim", "niqe", "cpu_s_per_mp", "images"}
 DATASET_FIELDS = {"name", "path", "kind", "protocol", "images", "crop", "results", "not_applicable"}
@@ -138,7 +138,7 @@ def test_mnist_dataset_runs_digit_models(shared_data: Path, tmp_path: Path) -> N
 
 def test_cli_writes_report_and_rejects_bad_input(tiny: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "report"
-    code = main(["benchmark", "--models", "bicubic", "--datasets", str(tiny), "--out", str(out), "--no-niqe"])
+    code = main(["report", "--models", "bicubic", "--datasets", str(tiny), "--out", str(out), "--no-niqe"])
     stdout, err = capsys.readouterr()
     assert code == 0, err
     assert "| bicubic | 0 |" in stdout
@@ -146,9 +146,9 @@ def test_cli_writes_report_and_rejects_bad_input(tiny: Path, tmp_path: Path, cap
     assert data["datasets"][0]["results"][0]["niqe"] is None
     assert (out / data["datasets"][0]["crop"]).is_file()
 
-    code = main(["benchmark", "--datasets", str(tmp_path / "missing"), "--out", str(out)])
+    code = main(["report", "--datasets", str(tmp_path / "missing"), "--out", str(out)])
     assert code == 2 and "no such folder" in capsys.readouterr().err
-    code = main(["benchmark", "--models", "no-such-model", "--datasets", str(tiny), "--out", str(out)])
+    code = main(["report", "--models", "no-such-model", "--datasets", str(tiny), "--out", str(out)])
     assert code == 2 and "gansr: error:" in capsys.readouterr().err
 
 
@@ -261,7 +261,7 @@ def test_degradation_leaves_mnist_protocol_alone(shared_data: Path, tmp_path: Pa
 
 def test_cli_degradation_and_its_errors(tiny: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "realworld"
-    argv = ["benchmark", "--models", "bicubic", "--datasets", str(tiny), "--out", str(out), "--no-niqe"]
+    argv = ["report", "--models", "bicubic", "--datasets", str(tiny), "--out", str(out), "--no-niqe"]
     code = main([*argv, "--degradation", "blurnoise_jpeg70_x4", "--seed", "7"])
     stdout, err = capsys.readouterr()
     assert code == 0, err

@@ -1,5 +1,5 @@
-"""Running an ONNX super-resolution model (``gansr export`` output, or any NCHW image model)
-through onnxruntime, as an ``nn.Module`` generator that :class:`gansr.Upscaler` can use.
+"""ONNX super-resolution models (``gansr export`` output, or any NCHW image model) run by
+onnxruntime, as ``nn.Module`` generators: :func:`gansr.models.load` returns one for an ``.onnx`` file.
 
 The graph must take one float32 ``(N, C, H, W)`` input in ``[0, 1]`` with dynamic height and
 width and return ``(N, C, sH, sW)``. ``scale``, ``in_channels`` and ``size_multiple`` come from
@@ -8,7 +8,8 @@ the scale from one small probe run.
 
 Memory for tiling: onnxruntime's activations are not visible to PyTorch's memory probe, so the
 estimate per LR pixel is made from the graph: its widest convolution (in or out channels) at the
-output resolution, in float32, with the same peak factor as unfused PyTorch models. That is an
+output resolution, in float32, with the same peak factor as unfused PyTorch models
+(:data:`gansr.engine.fast.PEAK_FACTOR`). That is an
 upper bound for SR networks (most of their work is at the LR resolution), so tiles err small.
 """
 
@@ -22,12 +23,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from gansr.errors import ConfigError, ModelError
+from gansr.engine.fast import PEAK_FACTOR
+from gansr.errors import ConfigError, ModelError, install_hint
 
 __all__ = ["ONNX_SUFFIX", "OnnxGenerator", "load_onnx"]
 
 ONNX_SUFFIX = ".onnx"
-_PEAK_FACTOR = 4  # as gansr.inference.PEAK_FACTOR: output, input, skip and a concatenation alive
 _PROBE = 16  # LR pixels per side of the probe run that finds the scale of a file without metadata
 
 
@@ -35,8 +36,6 @@ def _onnxruntime() -> Any:
     try:
         import onnxruntime
     except ImportError:
-        from gansr.cli.extras import install_hint
-
         raise ConfigError(
             "running .onnx models needs onnxruntime; .onnx is otherwise an export format for other "
             f"runtimes (gansr runs .safetensors and .pth directly): {install_hint('onnx')}"
@@ -88,7 +87,7 @@ class OnnxGenerator(nn.Module):
         self.scale: int = _int(meta, "scale", 0) or self._probe_scale()
         self.out_channels: int = _int(meta, "out_channels", self.in_channels)
         self._bytes_per_pixel = float(
-            _PEAK_FACTOR * 4 * self.scale**2 * max(_widest_conv(self.path), self.out_channels)
+            PEAK_FACTOR * 4 * self.scale**2 * max(_widest_conv(self.path), self.out_channels)
         )
 
     def _probe_scale(self) -> int:
@@ -114,7 +113,7 @@ class OnnxGenerator(nn.Module):
         data = x.detach().to("cpu", torch.float32).contiguous().numpy()
         return torch.from_numpy(np.ascontiguousarray(self._run(data), dtype=np.float32))
 
-    # gansr.inference treats a model with fuse_for_inference as ready-made: it calls it directly
+    # gansr.engine.fast treats a model with fuse_for_inference as ready-made: it calls it directly
     # (no autocast, no channels-last copy) and asks it for its own memory estimate.
     def fuse_for_inference(
         self, dtype: torch.dtype = torch.float32, channels_last: bool = False

@@ -1,39 +1,47 @@
-"""``gansr bench --train``: the step rate of a training preset, naive vs the trainer's fast engine.
+"""``gansr speed --train``: the step rate of a training preset, naive vs the trainer's fast engine.
 
-The generator, discriminator, loss mixes, degradation and data are built exactly as ``gansr train``
-builds them (:func:`gansr.train.build.build_parts` from the preset), and one step is the
-trainer's GAN step (:mod:`gansr.train.loop`'s helpers): D on real and detached SR images, then G
-with the full loss mix against the frozen D, then the EMA update. Variants differ only in the
+Everything is what ``gansr train`` runs: the parts come from
+:func:`gansr.train.build.build_parts` on the preset, each variant's
+:class:`~gansr.train.state.TrainState` from :meth:`~gansr.train.state.TrainState.create`, and one
+timed step is the trainer's :class:`~gansr.train.step.TrainStep` GAN iteration: ``n_critic`` D
+steps on real and detached SR images (with the gradient penalty of a WGAN-GP loss), then G with
+the full loss mix against the frozen D, then the EMA update. Variants differ only in the
 trainer's engine settings:
 
 * ``naive``: NCHW fp32 with the default allocator behaviour, what a plain PyTorch loop does;
 * ``channels_last``: ``train.channels_last: true``, and from here on the trainer's heap reuse
-  (:mod:`gansr.allocator`, which ``gansr train`` always uses on the CPU);
+  (:mod:`gansr.engine.allocator`, which ``gansr train`` always uses on the CPU);
 * ``channels_last+bf16``: plus ``train.amp: bf16`` (where the CPU/GPU has native bf16);
 * ``channels_last+bf16_d``: plus ``train.amp: bf16`` with ``train.amp_scope: d``: only D's passes
   in bf16 (two thirds of an SRGAN step), G's arithmetic stays fp32.
 
 Rounds are interleaved (A, B, C, A, B, C, ...) and each reports the median step rate. With
 ``check_steps`` each variant also trains from the same initialisation on the same batches for
-a short fixed schedule and reports the validation PSNR of its EMA generator, so that a faster
-engine can be seen not to cost quality.
+a short fixed schedule (the optimizers' base learning rates) and reports the validation PSNR of
+its EMA generator, so that a faster engine can be seen not to cost quality.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
+import itertools
 import statistics
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from gansr.errors import ConfigError
+
+if TYPE_CHECKING:
+    from gansr.train.state import TrainState
+    from gansr.train.step import TrainStep
 
 __all__ = ["TrainBenchOptions", "VARIANTS", "run_train_bench"]
 
@@ -47,7 +55,7 @@ VARIANTS: dict[str, tuple[bool, str, str]] = {  # name -> (channels_last, amp, a
 
 @dataclass
 class TrainBenchOptions:
-    """What ``gansr bench --train`` measures (validated on construction).
+    """What ``gansr speed --train`` measures (validated on construction).
 
     Attributes:
         preset: a training preset name or config file with a GAN phase (``srgan_x4``).
@@ -100,25 +108,19 @@ def _samples_dir() -> str:
 @dataclass
 class _Variant:
     name: str
-    g: torch.nn.Module
-    d: torch.nn.Module
-    ema: Any
-    opt_g: torch.optim.Optimizer
-    opt_d: torch.optim.Optimizer
-    opt_pre: torch.optim.Optimizer | None
+    state: TrainState
+    step: TrainStep
     fmt: torch.memory_format
-    amp_g: torch.dtype | None  # autocast of G's passes
-    amp_d: torch.dtype | None  # and of D's
     rates: list[float]
 
 
 class _Trainer:
-    """The parts of one preset and the trainer's GAN / pretrain steps for any variant."""
+    """The parts of one preset, and the trainer's state and step for any variant."""
 
     def __init__(self, opts: TrainBenchOptions, device: torch.device, with_val: bool) -> None:
         from gansr.train.build import build_parts
         from gansr.train.config import load_config
-        from gansr.train.data import TrainSamples
+        from gansr.train.distributed import DistContext
 
         overrides = [f"data.root={opts.data or _samples_dir()}", "data.workers=0", "train.compile=false"]
         if opts.batch_size is not None:
@@ -133,14 +135,14 @@ class _Trainer:
             raise ConfigError(f"bench --train: preset {opts.preset!r} has no GAN phase to time")
         self.cfg = cfg
         self.device = device
+        self.ctx = DistContext(rank=0, world_size=1, local_rank=0, device=device)
         self.parts = build_parts(cfg, device)
         if self.parts.d is None or self.parts.gan_mix is None or self.parts.d_loss is None:
             raise ConfigError(f"bench --train: preset {opts.preset!r} builds no discriminator")
-        self.samples = TrainSamples.from_config(cfg, self.parts.source, self.parts.pipeline)
-        self.gan_mix = self.parts.gan_mix.to(device)
-        self.pre_mix = self.parts.pre_mix.to(device) if self.parts.pre_mix is not None else None
-        self.d_loss = self.parts.d_loss.to(device)
-        self.want_features = "fake_features" in getattr(self.gan_mix, "required_inputs", ())
+        if opts.check_pretrain_steps > 0 and self.parts.pre_mix is None:
+            raise ConfigError(
+                f"bench --train: check_pretrain_steps: preset {opts.preset!r} has no pretrain phase"
+            )
         self._batches: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def batch(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -148,88 +150,39 @@ class _Trainer:
         ``(epoch, image)``), taken in order, so a few images still give distinct crops; cached,
         so that every variant trains on the same batches."""
         if index not in self._batches:
-            size, n = self.cfg.data.batch_size, len(self.samples)
+            samples = self.parts.samples
+            size, n = self.cfg.data.batch_size, len(samples)
             keys = [divmod(index * size + k, n) for k in range(size)]
-            pairs = [self.samples[key] for key in keys]
+            pairs = [samples[key] for key in keys]
             self._batches[index] = (torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs]))
         return self._batches[index]
 
     def variant(self, name: str) -> _Variant:
-        from gansr.train.ema import EMA
-        from gansr.train.optim import build_optimizer
+        """A fresh state (copies of the preset's initial models and losses) and step for ``name``."""
+        from gansr.train.state import TrainState, memory_format
+        from gansr.train.step import TrainStep
 
         channels_last, amp, scope = VARIANTS[name]
-        dtype = torch.bfloat16 if amp == "bf16" else None
-        fmt = torch.channels_last if channels_last else torch.contiguous_format
-        g = copy.deepcopy(self.parts.g).to(self.device, memory_format=fmt).train()
-        d = copy.deepcopy(self.parts.d).to(self.device, memory_format=fmt).train()
-        t = self.cfg.train
-        assert t.gan is not None
-        return _Variant(
-            name=name,
-            g=g,
-            d=d,
-            ema=EMA(g, t.ema_decay),
-            opt_g=build_optimizer(g.parameters(), t.gan.optimizer),
-            opt_d=build_optimizer(d.parameters(), t.gan.d_optimizer),
-            opt_pre=build_optimizer(g.parameters(), t.pretrain.optimizer) if t.pretrain else None,
-            fmt=fmt,
-            amp_g=dtype if scope == "all" else None,
-            amp_d=dtype,
-            rates=[],
-        )
+        train = dataclasses.replace(self.cfg.train, channels_last=channels_last, amp=amp, amp_scope=scope)
+        cfg = dataclasses.replace(self.cfg, train=train)
+        fresh = {k: copy.deepcopy(getattr(self.parts, k)) for k in ("g", "d", "pre_mix", "gan_mix", "d_loss")}
+        state = TrainState.create(cfg, dataclasses.replace(self.parts, **fresh), self.ctx)
+        state.g.train()
+        if state.d is not None:
+            state.d.train()
+        return _Variant(name, state, TrainStep(state, cfg, self.ctx), memory_format(cfg), rates=[])
 
-    def _inputs(self, v: _Variant, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        lr, hr = self.batch(index)
-        return (
-            lr.to(self.device).contiguous(memory_format=v.fmt),
-            hr.to(self.device).contiguous(memory_format=v.fmt),
-        )
+    def step(self, v: _Variant, indices: Iterator[int], *, pretrain: bool = False) -> None:
+        """One trainer iteration of ``v`` (GAN, or PSNR pre-training) on the next batches of ``indices``."""
 
-    def _autocast(self, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
-        return torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None)
+        def next_batch() -> tuple[torch.Tensor, torch.Tensor]:
+            lr, hr = self.batch(next(indices))
+            return (
+                lr.to(self.device).contiguous(memory_format=v.fmt),
+                hr.to(self.device).contiguous(memory_format=v.fmt),
+            )
 
-    def gan_step(self, v: _Variant, index: int) -> None:
-        """One GAN iteration of :mod:`gansr.train.loop` (n_critic 1)."""
-        from gansr.train.loop import g_gan_loss, generate, optimizer_step
-
-        ctx = _single_process(self.device)
-        scaler = torch.amp.GradScaler(self.device.type, enabled=False)
-        lr, hr = self._inputs(v, index)
-        v.d.requires_grad_(True)
-        with self._autocast(v.amp_g):
-            sr, extra = generate(v.g, v.g, lr, hr, _noise(self.device))
-        fake = sr.detach().float()
-        with self._autocast(v.amp_d):
-            real_out, fake_out = v.d(hr), v.d(fake)
-        loss_d = self.d_loss.discriminator_loss(real_out.float(), fake_out.float())
-        optimizer_step(loss_d, v.opt_d, v.d, scaler, self.cfg.train.grad_clip, ctx)
-        v.d.requires_grad_(False)
-        loss_g, _ = g_gan_loss(
-            v.d,
-            self.gan_mix,
-            sr,
-            hr,
-            extra,
-            want_features=self.want_features,
-            autocast=lambda: self._autocast(v.amp_d),
-        )
-        optimizer_step(loss_g, v.opt_g, v.g, scaler, self.cfg.train.grad_clip, ctx)
-        v.ema.update(v.g)
-
-    def pretrain_step(self, v: _Variant, index: int) -> None:
-        """One pixel-loss pre-training iteration of :mod:`gansr.train.loop`."""
-        from gansr.train.loop import generate, optimizer_step
-
-        if self.pre_mix is None or v.opt_pre is None:
-            raise ConfigError(f"bench --train: preset {self.cfg.name!r} has no pretrain phase")
-        lr, hr = self._inputs(v, index)
-        with self._autocast(v.amp_g):
-            sr, extra = generate(v.g, v.g, lr, hr, _noise(self.device))
-        loss, _ = self.pre_mix(sr.float(), hr, **extra)
-        scaler = torch.amp.GradScaler(self.device.type, enabled=False)
-        optimizer_step(loss, v.opt_pre, v.g, scaler, self.cfg.train.grad_clip, _single_process(self.device))
-        v.ema.update(v.g)
+        v.step(v.state, next_batch, pretrain=pretrain)
 
     def validate(self, v: _Variant) -> dict[str, float]:
         """The trainer's validation of the EMA generator (fp32, NCHW)."""
@@ -237,41 +190,29 @@ class _Trainer:
 
         assert self.parts.val_items is not None
         crop = self.cfg.data.scale
-        module = copy.deepcopy(v.ema.module).float().to(memory_format=torch.contiguous_format).eval()
-        return evaluate(module, self.parts.val_items, ctx=_single_process(self.device), crop_border=crop)
-
-
-def _single_process(device: torch.device) -> Any:
-    from gansr.train.distributed import DistContext
-
-    return DistContext(rank=0, world_size=1, local_rank=0, device=device)
-
-
-def _noise(device: torch.device) -> torch.Generator:
-    return torch.Generator(device).manual_seed(0)
+        module = copy.deepcopy(v.state.ema.module).float().to(memory_format=torch.contiguous_format).eval()
+        return evaluate(module, self.parts.val_items, ctx=self.ctx, crop_border=crop)
 
 
 def _heap(v: _Variant, device: torch.device) -> contextlib.AbstractContextManager:
     """The trainer's heap scope for its variants; the naive loop runs with the default allocator."""
-    from gansr.allocator import reuse_large_blocks
+    from gansr.engine.allocator import reuse_large_blocks
 
     return contextlib.nullcontext() if v.name == "naive" else reuse_large_blocks(device)
 
 
-def _timed(step: Callable[[int], None], indices: Iterator[int], count: int) -> float:
+def _timed(step: Callable[[], None], count: int) -> float:
     start = time.perf_counter()
     for _ in range(count):
-        step(next(indices))
+        step()
     return count / (time.perf_counter() - start)
 
 
 def run_train_bench(opts: TrainBenchOptions, *, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the training bench (see the module doc); returns the JSON-able report."""
-    import itertools
-
-    from gansr.bench.runner import cpu_name
-    from gansr.inference import resolve_precision
-    from gansr.upscale.upscaler import resolve_device
+    from gansr.engine.device import resolve_device
+    from gansr.engine.fast import resolve_precision
+    from gansr.speed.runner import cpu_name
 
     device = resolve_device(opts.device)
     if opts.threads is not None:
@@ -284,14 +225,14 @@ def run_train_bench(opts: TrainBenchOptions, *, log: Callable[[str], None] | Non
             notes.append(f"{name} skipped: no native bf16 on this device")
     trainer = _Trainer(opts, device, with_val=opts.check_steps > 0)
     variants = [trainer.variant(name) for name in names]
-    indices = itertools.count()  # every variant steps through the same batches in turn
+    indices = itertools.count()  # the variants take turns on fresh batches
     for v in variants:
         with _heap(v, device):
-            _timed(lambda i, v=v: trainer.gan_step(v, i), indices, opts.warmup)
+            _timed(lambda v=v: trainer.step(v, indices), opts.warmup)
     for _ in range(opts.repeat):
         for v in variants:
             with _heap(v, device):
-                rate = _timed(lambda i, v=v: trainer.gan_step(v, i), indices, opts.steps)
+                rate = _timed(lambda v=v: trainer.step(v, indices), opts.steps)
             v.rates.append(rate)
             if log is not None:
                 log(f"{v.name}: {rate:.3f} steps/s")
@@ -309,10 +250,11 @@ def run_train_bench(opts: TrainBenchOptions, *, log: Callable[[str], None] | Non
         check = {"pretrain_steps": opts.check_pretrain_steps, "gan_steps": opts.check_steps, "variants": {}}
         for name in names:
             v = trainer.variant(name)  # fresh: same initialisation for every variant
-            for i in range(opts.check_pretrain_steps):
-                trainer.pretrain_step(v, i)
-            for i in range(opts.check_steps):
-                trainer.gan_step(v, opts.check_pretrain_steps + i)
+            batches = itertools.count()  # and the same batches
+            for _ in range(opts.check_pretrain_steps):
+                trainer.step(v, batches, pretrain=True)
+            for _ in range(opts.check_steps):
+                trainer.step(v, batches)
             metrics = trainer.validate(v)
             check["variants"][name] = {"val_psnr": metrics["val_psnr"], "val_ssim": metrics["val_ssim"]}
             if log is not None:

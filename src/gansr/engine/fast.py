@@ -1,33 +1,34 @@
-"""The fast inference path: one engine shared by the Upscaler, ``gansr bench`` and evaluation.
+"""The fast inference path: one engine shared by the Upscaler, ``gansr speed`` and evaluation.
 
 :func:`prepare_model` turns a generator into a :class:`FastModel`:
 
 * on the CPU, architectures with a fused form (a ``fuse_for_inference(dtype, channels_last)``
-  method: ``rrdbnet``, ``srresnet``, ``msrresnet``) are replaced by it: channels-last, BatchNorm
-  folded, activations and residual adds inside the convolution kernels, no dense-block
+  method: ``rrdbnet``, ``srresnet``, ``msrresnet``, ``compact``) are replaced by it: channels-last,
+  BatchNorm folded, activations and residual adds inside the convolution kernels, no dense-block
   concatenations, and the high-resolution tail run in exact tiles. 3x3 convolutions run gansr's
   Winograd kernel (:mod:`gansr.kernels.winograd`, 4x fewer multiplies; compiled on first use,
   oneDNN when it cannot be), the others oneDNN. Outputs equal the module's own ``forward`` up to
   float rounding;
 * on the CPU each forward pass keeps freed activations in the heap for the next layer instead
-  of page-faulting fresh memory, and returns it when the pass ends (:mod:`gansr.allocator`);
+  of page-faulting fresh memory, and returns it when the pass ends (:mod:`gansr.engine.allocator`);
 * any other model (and every model on a GPU) runs channels-last, under autocast for bf16/fp16;
 * bf16 on the CPU stores weights and activations in bf16 (AVX512-BF16/AMX), fp16 needs a GPU;
-  where a precision is not supported natively the engine warns and uses fp32.
+  where a precision is not supported natively the engine warns and uses fp32
+  (:func:`resolve_precision`, the one precision table).
 
-:func:`plan` picks tiles for speed as well as memory: the whole image when it fits the memory
-budget (tiles only add overlap work), otherwise the tile size that computes the fewest redundant
-pixels among those that fit. :func:`run_tiled` runs a plan (the tiling and seam blending are
-:mod:`gansr.upscale.tiling`'s). :func:`naive_forward` is the baseline that BasicSR and Real-ESRGAN's
-scripts run (eager NCHW fp32 under ``torch.no_grad()``, whole image); ``gansr bench`` compares the
-two in one run.
+A :class:`FastModel` also knows its peak memory per LR pixel (:meth:`FastModel.memory_bytes`),
+which :func:`gansr.engine.tiles.plan` fits into the device's budget. :func:`naive_forward` is
+the baseline that BasicSR and Real-ESRGAN's scripts run (eager NCHW fp32 under
+``torch.no_grad()``, whole image); ``gansr speed`` compares the two in one run.
+
+The engine is model-agnostic: it reads a generator's ``scale``, ``in_channels``,
+``size_multiple``, ``arbitrary_scale`` and ``fuse_for_inference`` attributes and never imports
+:mod:`gansr.models`, which sits above it.
 """
 
 from __future__ import annotations
 
 import inspect
-import math
-import os
 import warnings
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -36,36 +37,28 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from gansr.allocator import reuse_large_blocks
+from gansr.engine import PRECISIONS
+from gansr.engine.allocator import reuse_large_blocks
 from gansr.errors import ConfigError, ModelError
-from gansr.upscale.tiling import DEFAULT_TILE_OVERLAP, MIN_TILE, TilePlan, axis_spans, tiled_forward
 
 __all__ = [
     "PRECISIONS",
     "FastModel",
     "Precision",
     "estimate_memory",
-    "memory_budget",
     "naive_forward",
-    "plan",
     "precision_dtype",
     "prepare_model",
     "resolve_precision",
-    "run_tiled",
 ]
 
 Precision = Literal["fp32", "bf16", "fp16"]
-PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 # The probe's largest layer output times this bounds the peak of one unfused forward pass: besides
 # that output, its input, a residual/skip tensor and a dense block's concatenation can be alive.
 PEAK_FACTOR = 4
 PROBE_SIZE = 32  # LR pixels per side of the memory probe of unfused models
-# 1.5 GiB for a forward pass on the CPU: an x4 model's 8000x8000 float output canvas (768 MB) plus
-# this plus the process itself stays under 3 GB (measured 2.74 GB for rrdbnet at 2000x2000 in the
-# bench, Winograd weights included; the estimates absorb the heap reuse of gansr.allocator there).
-CPU_BUDGET_CAP = 3 << 29
 
 
 # --------------------------------------------------------------------------- precision
@@ -114,42 +107,6 @@ def resolve_precision(precision: str, device: torch.device | str, *, warn: bool 
 
 
 # --------------------------------------------------------------------------- memory
-
-
-def memory_budget(device: torch.device | str) -> int:
-    """Bytes one forward pass may use on ``device``.
-
-    CPU: a quarter of the available RAM, at most :data:`CPU_BUDGET_CAP`; the heap reuse of
-    :mod:`gansr.allocator` can take a large pass up to ~1.5x its estimate, which the quarter
-    leaves room for. CUDA: half of the
-    free device memory. MPS: half of what the driver recommends minus what is already allocated.
-    """
-    device = torch.device(device)
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return max(64 << 20, free // 2)
-    if device.type == "mps":
-        try:
-            free = torch.mps.recommended_max_memory() - torch.mps.driver_allocated_memory()
-            return max(64 << 20, free // 2)
-        except (AttributeError, RuntimeError):
-            return CPU_BUDGET_CAP
-    return max(64 << 20, min(CPU_BUDGET_CAP, available_ram() // 4))
-
-
-def available_ram() -> int:
-    """Bytes of RAM available to new allocations (``MemAvailable``), or a generous guess."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return 4 * CPU_BUDGET_CAP
 
 
 def estimate_memory(
@@ -335,96 +292,3 @@ def naive_forward(model: nn.Module, x: Tensor) -> Tensor:
     model.eval()
     with torch.no_grad():
         return model(x.float().contiguous())
-
-
-# --------------------------------------------------------------------------- tiles
-
-
-def _tile_cost(height: int, width: int, tile: int, overlap: int, multiple: int) -> tuple[int, int, int]:
-    """(pixels computed, largest tile height, largest tile width) for square cores of ``tile``."""
-    ys = axis_spans(height, tile, overlap, multiple)
-    xs = axis_spans(width, tile, overlap, multiple)
-    area = sum(s.hi - s.lo for s in ys) * sum(s.hi - s.lo for s in xs)
-    return area, max(s.hi - s.lo for s in ys), max(s.hi - s.lo for s in xs)
-
-
-def plan(
-    fast: FastModel,
-    height: int,
-    width: int,
-    *,
-    tile: int | None = None,
-    overlap: int = DEFAULT_TILE_OVERLAP,
-    budget_bytes: int | None = None,
-) -> TilePlan:
-    """The tile plan for a ``height x width`` LR image, chosen for speed within the memory budget.
-
-    ``tile=0`` never tiles; an explicit ``tile`` is used as given (rounded to the model's
-    ``size_multiple``). With ``tile=None`` the whole image runs in one piece when its estimated
-    peak fits ``budget_bytes`` (default :func:`memory_budget`): tiling only adds the overlap work.
-    Otherwise every core size that splits the image into 1, 2, 3, ... tiles per axis is tried
-    and the one that computes the fewest pixels (core plus overlap) while fitting is chosen;
-    ties go to fewer, larger tiles. A tiled run also holds the whole float32 output canvas (768 MB
-    for an 8000x8000 RGB result) besides one tile's pass, so tiles get the budget minus the canvas
-    (but at least a quarter of it). On a GPU equal tiles are batched while they fit.
-    """
-    if overlap < 0:
-        raise ConfigError(f"tile overlap must be >= 0, got {overlap}")
-    if tile is not None and tile < 0:
-        raise ConfigError(f"tile must be >= 0 (0 = no tiling), got {tile}")
-    multiple = fast.size_multiple
-    if tile == 0:
-        return TilePlan(0, overlap, 1)
-    budget = memory_budget(fast.device) if budget_bytes is None else budget_bytes
-    if tile is None:
-        if fast.memory_bytes(height, width) <= budget:
-            return TilePlan(0, overlap, 1)
-        canvas = fast.out_channels * height * width * fast.scale**2 * 4  # on the CPU, whatever the device
-        tile_budget = max(budget // 4, budget - canvas) if fast.device.type == "cpu" else budget
-        best: tuple[int, int, int] | None = None  # (pixels computed, tiles, core)
-        candidates = {
-            max(MIN_TILE, -(-math.ceil(side / count) // multiple) * multiple)
-            for side in (height, width)
-            for count in range(1, -(-side // MIN_TILE) + 1)
-        }
-        for core in sorted(candidates, reverse=True):
-            area, th, tw = _tile_cost(height, width, core, overlap, multiple)
-            if fast.memory_bytes(th, tw) > tile_budget:
-                continue
-            tiles = len(axis_spans(height, core, overlap, multiple)) * len(
-                axis_spans(width, core, overlap, multiple)
-            )
-            if best is None or (area, tiles) < best[:2]:
-                best = (area, tiles, core)
-        tile = best[2] if best is not None else MIN_TILE
-    tile = -(-tile // multiple) * multiple
-    batch = 1
-    if fast.device.type != "cpu":  # GPUs gain from batches of equal tiles; CPUs do not
-        _, th, tw = _tile_cost(height, width, tile, overlap, multiple)
-        per_tile = max(fast.memory_bytes(th, tw) - fast.fixed_bytes(), 1)
-        batch = max(1, int((budget - fast.fixed_bytes()) // per_tile))
-    return TilePlan(tile, overlap, batch)
-
-
-def run_tiled(
-    fast: FastModel,
-    image: Tensor,
-    *,
-    tile_plan: TilePlan | None = None,
-    progress: bool = False,
-) -> Tensor:
-    """Super-resolve one image ``(C, H, W)`` with ``fast``; returns float32 ``(C, sH, sW)`` on the CPU.
-
-    ``tile_plan`` defaults to :func:`plan` for the image (whole image when it fits the budget).
-    """
-    if image.dim() != 3:
-        raise ValueError(f"run_tiled takes one image (C, H, W), got shape {tuple(image.shape)}")
-    chosen = tile_plan if tile_plan is not None else plan(fast, image.shape[-2], image.shape[-1])
-    return tiled_forward(
-        fast,
-        image.detach().to("cpu", torch.float32),
-        scale=fast.scale,
-        plan=chosen,
-        size_multiple=fast.size_multiple,
-        progress=progress,
-    )

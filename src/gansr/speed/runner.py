@@ -1,14 +1,14 @@
-"""``gansr bench`` for inference: the fast path against the naive one and the machine's peak.
+"""``gansr speed`` for inference: the fast path against the naive one and the machine's peak.
 
 Every case is timed in the same run, interleaved round by round (case A, B, C, A, B, C, ...), so
 drift in the load of a shared machine hits all of them alike; each reports the median of its
 repeats after ``warmup`` untimed calls. Cases:
 
-* ``peak-<precision>``: :class:`~gansr.bench.peak.PeakConv`, the yardstick for ``peak_ratio``.
+* ``peak-<precision>``: :class:`~gansr.speed.peak.PeakConv`, the yardstick for ``peak_ratio``.
 * ``naive``: the module's own forward in eager NCHW fp32 under ``torch.no_grad()`` on the whole
-  image (:func:`gansr.inference.naive_forward`): what BasicSR and Real-ESRGAN's scripts run.
-* ``fast-<precision>-<tiles>``: :func:`gansr.inference.prepare_model` +
-  :func:`~gansr.inference.run_tiled` with ``tiles`` ``untiled``, ``auto`` (the engine's plan) or
+  image (:func:`gansr.engine.fast.naive_forward`): what BasicSR and Real-ESRGAN's scripts run.
+* ``fast-<precision>-<tiles>``: :func:`gansr.engine.fast.prepare_model` +
+  :func:`gansr.engine.tiles.run_tiled` with ``tiles`` ``untiled``, ``auto`` (the engine's plan) or
   an explicit core size. Settings whose plans coincide are timed once (``auto=untiled``).
 
 Work is the model's nominal multiply-adds (counted on the ``meta`` device at the input size)
@@ -17,7 +17,7 @@ Where the fast path runs the Winograd kernel (:mod:`gansr.kernels.winograd`, CPU
 multiplies than that nominal count, so its ``gflops`` is *direct-convolution equivalent* and
 its ``peak_ratio`` can exceed 1; each fast case names its ``conv_kernels``.
 The input is a real photograph (the bundled Set5 ``baby``), mirrored to the requested size.
-With several sizes every case runs at each (named ``<case>@<H>x<W>``), in the same rotation.
+With several sizes every case runs at each (named ``<case>@<W>x<H>``), in the same rotation.
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gansr.bench.memory import MemoryPeak
-from gansr.bench.peak import PeakConv
 from gansr.errors import ConfigError
+from gansr.speed.memory import MemoryPeak
+from gansr.speed.peak import PeakConv
 
 __all__ = [
     "BenchOptions",
@@ -46,7 +46,6 @@ __all__ = [
     "bench_input",
     "conv_kernels",
     "cpu_name",
-    "load_generator",
     "model_macs",
     "run_inference_bench",
     "time_cases",
@@ -57,7 +56,7 @@ MB = 1 << 20
 
 @dataclass
 class BenchOptions:
-    """What ``gansr bench`` measures (validated on construction; bad values raise ConfigError).
+    """What ``gansr speed`` measures (validated on construction; bad values raise ConfigError).
 
     Attributes:
         model: a registry architecture (random weights, seeded), a gansr checkpoint or a peer .pth.
@@ -82,7 +81,7 @@ class BenchOptions:
     threads: int | None = None
 
     def __post_init__(self) -> None:
-        from gansr.inference import PRECISIONS
+        from gansr.engine.fast import PRECISIONS
 
         if not self.sizes:
             raise ConfigError("bench: give at least one input size")
@@ -179,7 +178,7 @@ def model_macs(model: nn.Module, height: int, width: int) -> int:
 
 def default_precisions(device: torch.device) -> tuple[str, ...]:
     """fp32, plus bf16 where native, plus fp16 on CUDA."""
-    from gansr.inference import resolve_precision
+    from gansr.engine.fast import resolve_precision
 
     out = ["fp32"]
     if resolve_precision("bf16", device, warn=False) == "bf16":
@@ -249,36 +248,24 @@ def compare(out: Tensor, ref: Tensor) -> dict[str, float]:
 # --------------------------------------------------------------------------- the bench
 
 
-def load_generator(spec: str) -> nn.Module:
-    """A generator from ``spec`` (architecture names get seeded random weights)."""
-    from gansr import models
-    from gansr.errors import ModelError
-
-    try:
-        return models.load(spec)
-    except ModelError:
-        names = {a.name for a in models.architectures() if a.kind != "discriminator"}
-        if spec not in names:
-            raise
-        torch.manual_seed(0)
-        return models.create(spec)
-
-
 def run_inference_bench(opts: BenchOptions, *, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the inference bench (see the module doc); returns the JSON-able report."""
     import copy
 
-    import gansr
-    from gansr.inference import available_ram, estimate_memory, naive_forward, plan, prepare_model, run_tiled
+    from gansr import models
+    from gansr.engine.device import available_ram, resolve_device
+    from gansr.engine.fast import estimate_memory, naive_forward, prepare_model
+    from gansr.engine.tiles import plan, run_tiled
     from gansr.kernels import winograd
-    from gansr.upscale.upscaler import resolve_device
+    from gansr.version import __version__
 
     device = resolve_device(opts.device)
     if opts.threads is not None:
         torch.set_num_threads(opts.threads)
     notes: list[str] = []
-    reference = load_generator(opts.model).float().eval()
-    if not hasattr(reference, "scale") or getattr(reference, "arbitrary_scale", False):
+    # An architecture name is benchmarked with seeded random weights: the same network every run.
+    reference = models.require_generator(models.load(opts.model, random_weights=True)).float().eval()
+    if getattr(reference, "arbitrary_scale", False):
         raise ConfigError(f"bench: {opts.model!r} is not a fixed-scale SR generator")
     channels = int(getattr(reference, "in_channels", 3))
     scale = int(reference.scale)
@@ -304,7 +291,7 @@ def run_inference_bench(opts: BenchOptions, *, log: Callable[[str], None] | None
 
     inputs = []
     for height, width in sizes:
-        at = f"@{height}x{width}" if multi else ""
+        at = f"@{width}x{height}" if multi else ""
         image = bench_input(height, width, channels)
         macs = model_macs(reference, height, width)
         size_info = {"input": {"height": height, "width": width}}
@@ -402,7 +389,7 @@ def run_inference_bench(opts: BenchOptions, *, log: Callable[[str], None] | None
 
     first = inputs[0]
     return {
-        "gansr": gansr.__version__,
+        "gansr": __version__,
         "torch": torch.__version__,
         "device": {
             "type": device.type,
@@ -451,7 +438,7 @@ def conv_kernels(fast: Any) -> str:
 
 
 def _describe_plan(chosen: Any, height: int, width: int, multiple: int) -> dict[str, Any] | str:
-    from gansr.upscale.tiling import axis_spans
+    from gansr.engine.tiles import axis_spans
 
     if chosen.tile == 0 or (height <= chosen.tile and width <= chosen.tile):
         return "untiled"
@@ -468,5 +455,5 @@ def _describe_plan(chosen: Any, height: int, width: int, multiple: int) -> dict[
 
 
 def log_to_stderr(message: str) -> None:
-    """The default progress printer of ``gansr bench``."""
-    print(f"gansr bench: {message}", file=sys.stderr, flush=True)
+    """The default progress printer of ``gansr speed``."""
+    print(f"gansr speed: {message}", file=sys.stderr, flush=True)

@@ -1,4 +1,4 @@
-"""The fast inference path (fused generators, engine, tile planner) and ``gansr bench``.
+"""The fast inference path (fused generators, engine, tile planner) and ``gansr speed``.
 
 Nothing here is timed: the tests check that the fast path computes what the naive path computes
 (on real images), that the fused building blocks are exact rewrites, that the planner respects
@@ -19,33 +19,27 @@ import torch.nn.functional as F
 from torch import nn
 
 from gansr import models
-from gansr.bench.memory import MemoryPeak
-from gansr.bench.peak import PeakConv
-from gansr.bench.runner import BenchOptions, bench_input, model_macs, run_inference_bench
-from gansr.bench.training import TrainBenchOptions, run_train_bench
 from gansr.cli import main
 from gansr.data.io import read_image
+from gansr.engine.fast import naive_forward, prepare_model, resolve_precision
+from gansr.engine.tiles import plan, run_exact, run_tiled
 from gansr.errors import ConfigError
-from gansr.inference import naive_forward, plan, prepare_model, resolve_precision, run_tiled
 from gansr.models.fused import (
     FusedConv2d,
     FusedNearestUpConv,
     conv_after_pixel_shuffle,
-    run_in_tiles,
     tail_halo,
 )
+from gansr.speed.memory import MemoryPeak
+from gansr.speed.peak import PeakConv
+from gansr.speed.runner import BenchOptions, bench_input, model_macs, run_inference_bench
+from gansr.speed.training import TrainBenchOptions, run_train_bench
 
 ONE_LEVEL = 1 / 255
 BF16 = resolve_precision("bf16", "cpu", warn=False) == "bf16"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Results, not speed: on a shared 2-core machine a second thread only spins against others.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -258,8 +252,8 @@ def test_tiles_with_the_computed_halo_are_exact_and_smaller_halos_are_not() -> N
     x = torch.randn(1, 4, 23, 19)
     with torch.no_grad():
         ref = stage(x)
-        exact = run_in_tiles(stage, x, scale=2, halo=halo, tile=5)
-        short = run_in_tiles(stage, x, scale=2, halo=halo - 1, tile=5)
+        exact = run_exact(stage, x, scale=2, halo=halo, tile=5)
+        short = run_exact(stage, x, scale=2, halo=halo - 1, tile=5)
     assert (exact - ref).abs().max().item() < 1e-6
     assert (short - ref).abs().max().item() > 1e-3
 
@@ -284,7 +278,7 @@ def test_plan_is_untiled_when_it_fits_else_least_overlap_within_budget() -> None
     budget = fast.memory_bytes(600, 600)
     chosen = plan(fast, 1000, 700, budget_bytes=budget, overlap=16)
     assert chosen.tile > 0 and chosen.batch_size == 1  # CPUs gain nothing from batched tiles
-    from gansr.inference import _tile_cost
+    from gansr.engine.tiles import _tile_cost
 
     # A tile's pass shares the budget with the float32 output canvas of the whole image.
     tile_budget = budget - 3 * 1000 * 700 * 16 * 4
@@ -376,11 +370,11 @@ def test_inference_bench_report(tiny_checkpoint: Path) -> None:
         BenchOptions(tiles=("big",))
 
 
-def test_cli_bench_json_and_table(tiny_checkpoint: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    common = ["bench", "--model", str(tiny_checkpoint), "--size", "16x12", "--repeat", "1", "--warmup", "0"]
+def test_cli_speed_json_and_table(tiny_checkpoint: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    common = ["speed", "--model", str(tiny_checkpoint), "--size", "16x12", "--repeat", "1", "--warmup", "0"]
     assert main([*common, "--precision", "fp32", "--tiles", "auto", "--json", "-q"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["input"] == {"height": 16, "width": 12} and report["output"] == {"height": 64, "width": 48}
+    assert report["input"] == {"height": 12, "width": 16} and report["output"] == {"height": 48, "width": 64}
     assert [c["name"] for c in report["cases"]] == ["peak-fp32", "naive", "fast-fp32-auto=untiled"]
     assert main([*common[:4], "16x12,20", *common[5:], "--precision", "fp32", "--no-naive", "-q"]) == 0
     table = capsys.readouterr().out
@@ -390,10 +384,10 @@ def test_cli_bench_json_and_table(tiny_checkpoint: Path, capsys: pytest.CaptureF
     assert "repeat must be >= 1" in capsys.readouterr().err
 
 
-def test_cli_bench_quality_on_the_default_device(
+def test_cli_speed_quality_on_the_default_device(
     tiny_checkpoint: Path, set5: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["bench", "--model", str(tiny_checkpoint), "--size", "16", "--repeat", "1", "--warmup", "0"]
+    argv = ["speed", "--model", str(tiny_checkpoint), "--size", "16", "--repeat", "1", "--warmup", "0"]
     assert main([*argv, "--precision", "fp32", "--quality", str(set5), "--json", "-q"]) == 0
     quality = json.loads(capsys.readouterr().out)["quality"]
     assert "fp32" in json.dumps(quality) and "psnr" in json.dumps(quality)
@@ -427,6 +421,35 @@ def test_training_bench_times_the_trainers_step_and_checks_quality(set5: Path, t
     assert abs(check["channels_last"]["psnr_change_db"]) < 0.01
     with pytest.raises(ConfigError):
         TrainBenchOptions(variants=("turbo",))
+
+
+def test_training_bench_times_the_trainers_wgan_gp_step(set5: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The timed step is the trainer's own: all 5 critic steps of a WGAN-GP preset, with the penalty."""
+    from gansr.train.step import TrainStep
+
+    outputs = []
+    step = TrainStep.__call__
+
+    def recording(self: TrainStep, *args: object, **kwargs: object) -> object:
+        outputs.append(step(self, *args, **kwargs))
+        return outputs[-1]
+
+    monkeypatch.setattr(TrainStep, "__call__", recording)
+    opts = TrainBenchOptions(
+        preset="msrgan_x4_bsds",
+        data=str(set5),
+        batch_size=2,
+        patch_size=32,
+        steps=1,
+        repeat=1,
+        warmup=0,
+        variants=("naive",),
+        overrides=("model.g.kwargs={num_feat: 8, num_block: 1}", "model.d.kwargs={num_feat: 8, num_down: 2}"),
+    )
+    report = run_train_bench(opts)
+    assert report["g"] == "msrgan" and report["variants"][0]["median_steps_per_s"] > 0
+    (out,) = outputs
+    assert len(out.d_loss) == len(out.d_gp) == 5 and all(gp.item() > 0 for gp in out.d_gp)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert TrainBenchOptions().variants[0] == "naive"

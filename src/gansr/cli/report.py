@@ -1,14 +1,17 @@
-"""``gansr benchmark``: the report of shipped models and bicubic on HR folders and MNIST."""
+"""``gansr report``: PSNR/SSIM/NIQE tables and crops of shipped models and bicubic over datasets.
+
+Formerly ``gansr benchmark``, which still works (see :data:`gansr.cli.DEPRECATED_NAMES`)."""
 
 from __future__ import annotations
 
 import argparse
 
+HELP = "PSNR/SSIM/NIQE tables and crops over datasets"
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "benchmark",
-        help="evaluate shipped models and bicubic on datasets; write Markdown + JSON tables and crops",
+        "report",
         description=(
             "Evaluate models (default: bicubic and every shipped model) on each dataset folder and write "
             "OUT/benchmark.json, OUT/README.md (PSNR, SSIM, NIQE, parameters, CPU time per megapixel) "
@@ -68,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     from importlib.resources import files
     from pathlib import Path
 
-    from gansr.benchmark import BenchmarkConfig, run_benchmark, summary_table
+    from gansr.report import BenchmarkConfig, run_benchmark, summary_table
 
     datasets = args.datasets or [str(files("gansr") / "samples" / "Set5")]
     cfg = BenchmarkConfig(
@@ -83,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     )
 
     def on_step(text: str) -> None:
-        print(f"gansr: benchmark: {text}", file=sys.stderr)
+        print(f"gansr report: {text}", file=sys.stderr)
 
     report = run_benchmark(cfg, on_step=on_step)
     print(summary_table(report))

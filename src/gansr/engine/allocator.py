@@ -18,7 +18,7 @@ overlap across threads (a counter under a lock). On other C libraries, or with
 The price is memory: blocks freed in one size cannot always serve the next size, so a pass
 peaks ~1.5x higher than with fresh mmaps (measured: 1.54 vs 1.03 GB for one RRDB at
 1024x1024, 20% faster). gansr therefore scopes one forward pass at a time
-(:class:`gansr.inference.FastModel`; a tiled run trims between tiles, so its peak stays one
+(:class:`gansr.engine.fast.FastModel`; a tiled run trims between tiles, so its peak stays one
 tile's) and the training loop, whose steps repeat the same sizes.
 
 The same effect without code: ``GLIBC_TUNABLES=glibc.malloc.mmap_threshold=...`` or an

@@ -1,9 +1,15 @@
-"""``gansr bench``: speed and memory of inference (fast vs naive path) or of a training step."""
+"""``gansr speed``: time and measure memory of inference (fast vs naive path) or of a training step.
+
+Formerly ``gansr bench``, which still works (see :data:`gansr.cli.DEPRECATED_NAMES`)."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
+
+from gansr.cli.options import Size, parse_sizes
+
+HELP = "time and measure memory of inference or a training step"
 
 _EPILOG = """\
 inference (default): for the model at the input size it reports the work (GFLOP per output
@@ -15,9 +21,9 @@ whole image: what BasicSR and Real-ESRGAN's scripts run), with the largest outpu
 from it. All cases are timed round-robin in one run; on a shared machine compare only numbers
 from the same run. A bare architecture name runs with seeded random weights.
 
-  gansr bench --model rrdbnet --size 256 --json
-  gansr bench --model srresnet --size 512 --precision fp32
-  gansr bench --model rrdbnet --size 2000 --precision fp32 --tiles auto --no-naive --repeat 1 --warmup 0
+  gansr speed --model rrdbnet --size 256 --json
+  gansr speed --model srresnet --size 512x384 --precision fp32
+  gansr speed --model rrdbnet --size 2000 --precision fp32 --tiles auto --no-naive --repeat 1 --warmup 0
 
 --quality also evaluates PSNR/SSIM on a benchmark folder (default: the bundled Set5), naive vs
 fast in each precision. --train PRESET times the trainer's GAN step instead (naive NCHW fp32,
@@ -28,9 +34,8 @@ per variant (--check-steps) to compare validation PSNR.
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "bench",
-        help="measure inference/training speed and memory against the naive path",
-        description="Measure inference (or training-step) speed and memory against the naive path.",
+        "speed",
+        description="Time and measure memory of inference (or a training step) against the naive path.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -39,10 +44,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--size",
-        type=_list(_size),
-        default=((256, 256),),
-        metavar="S[,S]",
-        help="LR input sizes, N or HxW, all timed in one run (default: 256)",
+        type=parse_sizes,
+        default=(Size(256, 256),),
+        metavar="WxH[,WxH]",
+        help="LR input sizes, WxH or N (NxN), all timed in one run (default: 256)",
     )
     p.add_argument(
         "--precision",
@@ -102,17 +107,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _size(text: str) -> tuple[int, int]:
-    parts = text.lower().split("x")
-    try:
-        values = [int(v) for v in parts]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected N or HxW, got {text!r}") from None
-    if len(values) not in (1, 2) or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected N or HxW with positive sides, got {text!r}")
-    return (values[0], values[-1])
-
-
 def _tile(text: str) -> str | int:
     if text == "auto":
         return text
@@ -135,11 +129,11 @@ def _list(item: Any) -> Any:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from gansr.bench.runner import log_to_stderr
+    from gansr.speed.runner import log_to_stderr
 
     log = None if args.quiet else log_to_stderr
     if args.train:
-        from gansr.bench.training import TrainBenchOptions, run_train_bench
+        from gansr.speed.training import TrainBenchOptions, run_train_bench
 
         opts = TrainBenchOptions(
             preset=args.train,
@@ -161,11 +155,11 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2) if args.json else format_train(report))
         return 0
 
-    from gansr.bench.runner import BenchOptions, run_inference_bench
+    from gansr.speed.runner import BenchOptions, run_inference_bench
 
     opts = BenchOptions(
         model=args.model,
-        sizes=args.size,
+        sizes=tuple(size.hw for size in args.size),  # BenchOptions takes (height, width)
         precisions=args.precision,
         tiles=args.tiles,
         tile_overlap=args.tile_overlap,
@@ -177,12 +171,12 @@ def run(args: argparse.Namespace) -> int:
     )
     report = run_inference_bench(opts, log=log)
     if args.quality is not None:
-        from gansr.bench.quality import precision_quality
-        from gansr.bench.runner import load_generator
-        from gansr.upscale.upscaler import resolve_device
+        from gansr import models
+        from gansr.engine.device import resolve_device
+        from gansr.speed.quality import precision_quality
 
         report["quality"] = precision_quality(
-            load_generator(args.model),
+            models.load(args.model, random_weights=True),
             folder=args.quality or None,
             precisions=tuple(c["precision"] for c in report["cases"] if c["kind"] == "peak"),
             device=resolve_device(args.device),  # "auto" is the CLI's word, not torch's

@@ -2,7 +2,7 @@
 
 Runs :func:`gansr.evaluate.evaluate_folder` (the literature's protocol: bicubic LR, 8-bit
 quantization, Y-channel PSNR/SSIM with ``scale`` pixels cropped), or the MNIST protocol for a
-folder of MNIST IDX files, with the naive path and with :class:`gansr.inference.FastModel` in each
+folder of MNIST IDX files, with the naive path and with :class:`gansr.engine.fast.FastModel` in each
 precision, and reports the change of the means.
 """
 
@@ -30,8 +30,8 @@ def precision_quality(
 ) -> dict[str, Any]:
     """Mean PSNR/SSIM of ``model`` on ``folder`` (default: the bundled Set5): the naive path, then
     the fast path in each precision, with each one's change from the naive path."""
+    from gansr.engine.fast import prepare_model
     from gansr.evaluate import evaluate_folder, evaluate_mnist, is_mnist_folder
-    from gansr.inference import prepare_model
 
     path = Path(folder) if folder is not None else Path(str(files("gansr") / "samples" / "Set5"))
     scale = int(model.scale)
