@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from gansr.cli.options import Size, parse_sizes
+from gansr.cli.options import Size, non_negative_int, parse_sizes
 
 HELP = "time and measure memory of inference or a training step"
 
@@ -108,15 +108,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _tile(text: str) -> str | int:
+    """``auto`` or a tile size >= 0 (0: untiled)."""
     if text == "auto":
         return text
     try:
-        value = int(text)
-    except ValueError:
+        return non_negative_int(text)
+    except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(f"tile settings are auto, 0 or a size, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"tile size must be >= 0, got {text!r}")
-    return value
 
 
 def _list(item: Any) -> Any:

@@ -144,7 +144,7 @@ def run_tiled(
     if image.dim() != 3:
         raise ValueError(f"run_tiled takes one image (C, H, W), got shape {tuple(image.shape)}")
     image = image.detach().to("cpu", torch.float32)
-    scale = int(getattr(forward, "scale")) if scale is None else scale  # noqa: B009 - FastModel's
+    scale = int(forward.scale) if scale is None else scale  # type: ignore[attr-defined]  # a FastModel
     if size_multiple is None:
         size_multiple = int(getattr(forward, "size_multiple", 1))
     chosen = plan(forward, image.shape[-2], image.shape[-1]) if tile_plan is None else tile_plan  # type: ignore[arg-type]
