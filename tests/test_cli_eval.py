@@ -232,3 +232,44 @@ def test_degradation_rejects_negative_seed_and_mnist(capsys, set5: Path, shared_
         capsys, "eval", "--data", str(shared_data / "mnist"), "--degradation", "jpeg60_x4"
     )
     assert code == 2 and "MNIST has its own" in err and err.strip().count("\n") == 0
+
+
+def test_design001_mnist_protocol_by_scale(capsys, set5: Path, shared_data: Path) -> None:
+    """``--scale 28/26`` on an MNIST folder is design 001's 26 -> 28 protocol (bicubic 27.03 dB on
+    all 2,000 held-out digits); photo folders and x4-only models refuse it in one line."""
+    mnist = str(shared_data / "mnist")
+    code = main(
+        ["eval", "--model", "bicubic", "--data", mnist, "--scale", "28/26", "--max-images", "100", "--json"]
+    )
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    report = json.loads(out)
+    assert len(report["images"]) == 100 and 24 < report["mean"]["psnr"] < 32  # x4's is ~14 dB
+    code = main(
+        [
+            "eval",
+            "--model",
+            "mnist-cppn",
+            "--data",
+            mnist,
+            "--scale",
+            "28/26",
+            "--max-images",
+            "100",
+            "--json",
+        ]
+    )
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert json.loads(out)["mean"]["psnr"] > report["mean"]["psnr"] + 3
+    for argv, message in (
+        (["--data", str(set5), "--scale", "28/26"], "photo benchmarks take an integer factor"),
+        (["--model", "mnist-x4", "--data", mnist, "--scale", "28/26"], "needs an arbitrary-scale model"),
+        (["--data", mnist, "--scale", "3"], "the MNIST protocols are x4"),
+    ):
+        assert main(["eval", *argv]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, err
+    with pytest.raises(SystemExit) as exit_info:  # argparse's own usage error
+        main(["eval", "--data", mnist, "--scale", "a/b"])
+    assert exit_info.value.code == 2 and "expected a number such as 4 or 28/26" in capsys.readouterr().err

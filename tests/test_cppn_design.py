@@ -40,7 +40,7 @@ def test_non_integer_scale_and_the_two_forms() -> None:
     latent = VAECPPN(form="latent", **TINY)
     assert latent.cppn_lr is None and latent.config["form"] == "latent"
     # Models trained before the option (the shipped one) load as the default form.
-    shipped = models.load("mnist-cppn")
+    shipped = models.load("mnist-cppn-x4")
     assert shipped.form == "lr_features" and shipped.config["form"] == "lr_features"
     for bad in ({"form": "coords"}, {"scale": 0}, {"scale": "4"}, {"scale": True}):
         with pytest.raises(ConfigError, match=r"model 'vae_cppn'"):
@@ -59,11 +59,43 @@ def test_sampling_from_the_prior_at_any_size() -> None:
     small = F.interpolate(big, size=(28, 28), mode="area")
     assert torch.allclose(small, net.sample(size=(28, 28), z=z[:1]), atol=0.02)
     with pytest.raises(ConfigError, match=r"lr_features form\) reads an LR image"):
-        models.load("mnist-cppn").sample(1, (28, 28))
+        models.load("mnist-cppn-x4").sample(1, (28, 28))
     with pytest.raises(ConfigError, match=r"z must be \(N, 4\)"):
         net.sample(z=torch.zeros(1, 5))
     with pytest.raises(ConfigError, match="num must be a positive integer"):
         net.sample(0)
+
+
+def test_cond_dropout_trains_both_ways_and_draws_from_the_prior() -> None:
+    """With ``cond_dropout`` an lr_features model learns to draw from ``z`` alone on the samples
+    whose LR conditioning is zeroed: those render exactly as ``render(z, None)``, the others read
+    the LR; eval mode never drops, and such a model (only) can sample from the prior."""
+    torch.manual_seed(0)
+    net = VAECPPN(scale=28 / 26, cond_dropout=0.5, **TINY)
+    lr = torch.rand(16, 1, 26, 26)
+    sr, mu, logvar = net.train()(lr, return_latent=True, generator=torch.Generator().manual_seed(3))
+    # Replay the forward's draws: eps for the latents first, then the keep mask.
+    gen = torch.Generator().manual_seed(3)
+    z = mu + torch.randn(mu.shape, generator=gen) * torch.exp(0.5 * logvar)
+    keep = torch.rand(16, generator=gen) >= 0.5
+    assert 0 < keep.sum() < 16
+    with torch.no_grad():
+        alone = net.render(z, None, (28, 28))
+    assert torch.allclose(sr[~keep], alone[~keep], atol=1e-6)
+    assert not torch.allclose(sr[keep], alone[keep], atol=1e-3)
+    net.eval()
+    assert torch.equal(net(lr), net(lr))  # no dropping (nor noise) in eval mode
+    drawn = net.sample(2, (40, 40), generator=torch.Generator().manual_seed(0))
+    assert drawn.shape == (2, 1, 40, 40) and torch.isfinite(drawn).all()
+    again = models.create(net.arch, **net.config)
+    assert again.cond_dropout == 0.5 and VAECPPN(**TINY).config["cond_dropout"] == 0
+    with pytest.raises(ConfigError, match="lr_features form only"):
+        VAECPPN(form="latent", cond_dropout=0.2)
+    for bad in (1.0, -0.1, True, "0.2"):
+        with pytest.raises(ConfigError, match=r"cond_dropout must be in \[0, 1\)"):
+            VAECPPN(cond_dropout=bad)
+    with pytest.raises(ConfigError, match=r"lr_features form\) reads an LR image"):
+        VAECPPN(**TINY).eval().sample(1, (28, 28))
 
 
 def test_random_cppn_draws_gray_and_colour_1800() -> None:
@@ -95,7 +127,7 @@ def test_gansr_sample_command(capsys: pytest.CaptureFixture[str], tmp_path: Path
     assert out[-2:] == [str(tmp_path / "d-0.png"), str(tmp_path / "d-1.png")]
     assert read_image(tmp_path / "d-1.png").pixels.shape == (1, 20, 30)
     for argv, message in (
-        (["--model", "mnist-cppn"], "cannot draw from a latent alone"),
+        (["--model", "mnist-cppn-x4"], "cannot draw from a latent alone"),
         (["--model", "mnist-x4"], "has no latent to sample"),
         (["--model", str(trained), "--channels", "3"], "apply to --model random only"),
         (["--size", "100000x100000"], "pixels"),
@@ -161,6 +193,7 @@ def test_train_26_to_28_then_render_1800(
     code = main([
         "train", "vaegan_cppn_mnist", "--out", str(tmp_path / "runs"), "--quiet", "--set",
         f"data.root={shared_data / 'mnist'}", "data.batch_size=4", "model.g.kwargs.form=latent",
+        "model.g.kwargs.cond_dropout=0",
         "model.g.kwargs.latent_dim=4", "model.g.kwargs.num_feat=4", "model.g.kwargs.cppn_width=8",
         "model.g.kwargs.cppn_depth=1", "model.d.kwargs.num_feat=4", "train.pretrain.iters=2",
         "train.gan.iters=2", "train.val_every=4", "train.ckpt_every=4", "train.val_max_images=8",

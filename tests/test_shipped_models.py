@@ -19,7 +19,7 @@ from gansr import models
 from gansr.cli import main
 from gansr.data import MNISTDataset
 from gansr.degrade import quantize
-from gansr.evaluate import MNIST_SEED, evaluate_mnist
+from gansr.evaluate import DESIGN001_LR, DESIGN001_SCALE, MNIST_SEED, evaluate_mnist
 from gansr.metrics import psnr
 from gansr.models.checkpoint import read_metadata, shipped_models
 
@@ -27,7 +27,7 @@ from gansr.models.checkpoint import read_metadata, shipped_models
 SHIPPED = {
     "mnist-x4": ("mnist_sr", "mnist_x4", 4.0),
     "mnist-x4-plus": ("msrresnet", "mnist_x4_plus", 6.0),
-    "mnist-cppn": ("vae_cppn", "vaegan_cppn_mnist_x4", 3.0),
+    "mnist-cppn-x4": ("vae_cppn", "vaegan_cppn_mnist_x4", 3.0),
 }
 SUBSET = 200
 UPSCALER_SUBSET = 20
@@ -92,7 +92,7 @@ def test_loads_by_name_and_beats_bicubic(
 
 def test_cppn_renders_any_size(heldout: tuple[torch.Tensor, torch.Tensor]) -> None:
     lr, hr = heldout
-    up = gansr.Upscaler(model="mnist-cppn")
+    up = gansr.Upscaler(model="mnist-cppn-x4")
     assert up.arbitrary_scale
     base = up.upscale(lr[:1])
     for side in (100, 1800):
@@ -238,3 +238,38 @@ def test_photo_models_run_through_the_upscaler_with_no_options(name: str, set5: 
         reference = models.load(name).eval()(lr[None])[0].clamp(0, 1)
     assert sr.shape == reference.shape == hr.shape
     assert (sr - reference).abs().max() < 2 / 255
+
+
+def test_design001_cppn_is_shipped_and_renders_from_a_digit_and_from_the_prior(mnist: Path) -> None:
+    """`mnist-cppn` is reference design 001 as its document runs it: 26x26 -> 28x28 (x28/26),
+    >= 3 dB over bicubic on held-out digits, any render size from an LR digit, and (trained with
+    cond_dropout) digits drawn from a random latent alone."""
+    net = models.load("mnist-cppn").eval()
+    meta = read_metadata(Path(str(shipped_models()["mnist-cppn"])))
+    assert meta["arch"] == "vae_cppn" and meta["recipe_preset"] == "vaegan_cppn_mnist"
+    assert net.exact_scale == pytest.approx(28 / 26) and net.cond_dropout > 0
+    ours = evaluate_mnist(net, mnist, model_name="mnist-cppn", scale=DESIGN001_SCALE, max_images=SUBSET)
+    bicubic = evaluate_mnist(
+        models.create("bicubic", scale=1),
+        mnist,
+        model_name="bicubic",
+        scale=DESIGN001_SCALE,
+        max_images=SUBSET,
+    )
+    assert ours.mean()["psnr"] >= bicubic.mean()["psnr"] + 3, (ours.mean(), bicubic.mean())
+
+    digit = MNISTDataset(mnist, split="test", scale=DESIGN001_SCALE, degradation=list(DESIGN001_LR))[0]
+    up = gansr.Upscaler(model="mnist-cppn")
+    base = up.upscale(digit["lr"])
+    assert base.shape == (1, 28, 28)
+    big = up.upscale(digit["lr"], size=(1800, 1800))
+    assert big.shape == (1, 1800, 1800)
+    small = F.interpolate(big[None], size=(28, 28), mode="area")[0]
+    assert psnr(small, digit["hr"], y_channel=False) > 25  # the same digit, at any resolution
+
+    drawn = net.sample(4, (1800, 1800), generator=torch.Generator().manual_seed(0))
+    assert drawn.shape == (4, 1, 1800, 1800) and torch.isfinite(drawn).all()
+    # A bright shape on a dark ground, like MNIST: the border is background, the centre is not.
+    border = torch.cat([drawn[..., :150, :].flatten(1), drawn[..., -150:, :].flatten(1)], 1).mean(1)
+    centre = drawn[..., 600:1200, 600:1200].flatten(1).mean(1)
+    assert (border < 0.05).all() and (centre > border + 0.15).all(), (border, centre)

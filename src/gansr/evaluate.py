@@ -58,7 +58,7 @@ class EvalResult:
 
     model: str
     dataset: str
-    scale: int
+    scale: float
     y_channel: bool = True
     crop_border: int = 0
     images: list[ImageResult] = field(default_factory=list)
@@ -281,6 +281,9 @@ def evaluate_folder(
 
 MNIST_SCALE = 4
 MNIST_SEED = 0  # noise seed of the held-out LR digits: fixed, so every model sees the same inputs
+DESIGN001_SCALE = 28 / 26
+"""Reference design 001's MNIST protocol: 28x28 digits shrunk to 26x26 (MATLAB bicubic, 8-bit)."""
+DESIGN001_LR = ({"type": "resize", "scale": 13 / 14}, {"type": "quantize"})
 _MNIST_BATCH = 250
 
 
@@ -297,11 +300,15 @@ def evaluate_mnist(
     root: str | Path,
     *,
     model_name: str,
-    scale: int = MNIST_SCALE,
+    scale: float = MNIST_SCALE,
     max_images: int | None = None,
     on_batch: Callable[[int], None] | None = None,
 ) -> EvalResult:
     """Evaluate ``model`` on the held-out MNIST digits with the MNIST protocol.
+
+    ``scale`` 28/26 (:data:`DESIGN001_SCALE`) selects reference design 001's protocol instead: the
+    LR is the HR shrunk to 26x26 by MATLAB bicubic and quantized (no noise), the model renders
+    28x28 (it must take arbitrary scales; ``bicubic`` resizes to 28x28), metrics as below.
 
     The test split is the last 2,000 digits of ``t10k`` (the first 8,000 are for training). Each LR
     digit is the 28x28 HR averaged over 4x4 blocks to 7x7 plus N(0, 10^2) noise (0..255 units),
@@ -316,7 +323,7 @@ def evaluate_mnist(
         model: a 1-channel x4 generator (or the bicubic baseline).
         root: folder with ``t10k-images-idx3-ubyte[.gz]``.
         model_name: name reported in the result.
-        scale: must be 4, the protocol's factor.
+        scale: 4 (the MNIST protocol) or 28/26 (design 001's).
         max_images: only the first N held-out digits (fast checks); ``None`` for all 2,000.
         on_batch: called with the number of digits done after each batch (progress bars).
 
@@ -324,24 +331,34 @@ def evaluate_mnist(
         DataError: wrong scale, a model that is not 1-channel x4, or unreadable MNIST files.
     """
     from gansr.data import MNISTDataset
+    from gansr.degrade import imresize
     from gansr.metrics import psnr, ssim
 
-    if scale != MNIST_SCALE:
-        raise DataError(f"the MNIST protocol is x{MNIST_SCALE} (28 -> 7), but --scale is {scale}")
+    design001 = math.isclose(scale, DESIGN001_SCALE)
+    if scale != MNIST_SCALE and not design001:
+        raise DataError(
+            f"the MNIST protocols are x{MNIST_SCALE} (28 -> 7) and 28/26 (design 001's 26 -> 28), "
+            f"but --scale is {scale:g}"
+        )
+    is_bicubic = getattr(model, "arch", None) == "bicubic"
     channels = getattr(model, "in_channels", 1)
-    if channels != 1 and getattr(model, "arch", None) != "bicubic":
+    if channels != 1 and not is_bicubic:
         raise DataError(f"model '{model_name}' takes {channels}-channel images; MNIST digits are gray")
     arbitrary = bool(getattr(model, "arbitrary_scale", False))
-    if not arbitrary and getattr(model, "scale", scale) != scale:
+    if design001 and not (arbitrary or is_bicubic):
+        raise DataError(f"model '{model_name}' is x{model.scale}; 26 -> 28 needs an arbitrary-scale model")
+    if not design001 and not arbitrary and getattr(model, "scale", scale) != scale:
         raise DataError(f"model '{model_name}' is x{model.scale}, but the MNIST protocol is x{scale}")
     if max_images is not None and max_images < 1:
         raise DataError(f"max_images must be at least 1, got {max_images}")
 
-    data = MNISTDataset(root, split="test", seed=MNIST_SEED)
+    if design001:
+        data = MNISTDataset(root, split="test", scale=DESIGN001_SCALE, degradation=list(DESIGN001_LR))
+    else:
+        data = MNISTDataset(root, split="test", seed=MNIST_SEED)
     count = len(data) if max_images is None else min(max_images, len(data))
-    result = EvalResult(
-        model=model_name, dataset="MNIST held-out (last 2,000 t10k)", scale=scale, y_channel=False
-    )
+    dataset = "MNIST held-out (last 2,000 t10k)" + (", 26 -> 28" if design001 else "")
+    result = EvalResult(model=model_name, dataset=dataset, scale=scale, y_channel=False)
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
@@ -351,7 +368,12 @@ def evaluate_mnist(
         hr = torch.stack([it["hr"] for it in items]).double()
         begin = time.perf_counter()
         with torch.inference_mode():
-            sr = model(lr, size=tuple(hr.shape[-2:])) if arbitrary else model(lr)
+            if arbitrary:
+                sr = model(lr, size=tuple(hr.shape[-2:]))
+            elif design001:  # bicubic to the HR size: a non-integer factor
+                sr = imresize(lr, size=tuple(hr.shape[-2:]))
+            else:
+                sr = model(lr)
         seconds = (time.perf_counter() - begin) / len(items)
         sr = quantize(sr.float().cpu()).double()
         if sr.shape != hr.shape:
@@ -382,7 +404,7 @@ def format_table(result: EvalResult) -> str:
     if has_grid:
         head += "  " + f"{'grid':>6}"
     channel = "Y channel" if result.y_channel else "RGB/gray"
-    title = f"{result.model} on {result.dataset}, x{result.scale} ({channel}, border {result.crop_border})"
+    title = f"{result.model} on {result.dataset}, x{result.scale:g} ({channel}, border {result.crop_border})"
     if result.degradation is not None:
         title += f", LR: {result.degradation['name']} (seed {result.degradation['seed']})"
     lines = [title, head, "-" * len(head)]

@@ -167,6 +167,9 @@ class _Model:
             return None
         if kind == "mnist" and self.in_channels != 1:
             return f"{self.in_channels}-channel model; MNIST digits are gray"
+        exact = getattr(self.net, "exact_scale", None)
+        if kind == "mnist" and exact is not None and exact != round(exact):
+            return f"a x{exact:g} model (design 001's 26 -> 28): gansr eval --scale 28/26 measures it"
         if kind == "images" and self.in_channels != 3:
             return "gray digits model (trained on MNIST), not for photos"
         return None

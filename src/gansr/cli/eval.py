@@ -33,7 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="folder of HR images or of MNIST IDX files (default: the bundled Set5 samples)",
     )
-    p.add_argument("--scale", type=int, default=4, help="upscaling factor (default: 4)")
+    p.add_argument(
+        "--scale",
+        type=_scale,
+        default=4,
+        help="upscaling factor (default: 4); MNIST folders also take 28/26, design 001's 26 -> 28",
+    )
     p.add_argument("--niqe", action="store_true", help="also compute NIQE of the SR images")
     p.add_argument("--rgb", action="store_true", help="measure on RGB instead of the Y channel")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -78,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     from gansr.upscale.progress import Progress
 
     if args.scale < 1:
-        raise ConfigError(f"--scale must be a positive integer, got {args.scale}")
+        raise ConfigError(f"--scale must be a positive integer, got {args.scale:g}")
     if args.max_images is not None and args.max_images < 1:
         raise ConfigError(f"--max-images must be a positive integer, got {args.max_images}")
     if args.data is not None and is_mnist_folder(args.data):
@@ -86,7 +91,9 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("--degradation applies to photo folders; MNIST has its own fixed protocol")
         if args.niqe:
             raise ConfigError("--niqe needs images of at least 192x96 pixels; MNIST digits are 28x28")
-        model = models.require_generator(models.load(args.model, scale=args.scale))
+        # A non-integer scale (28/26) is checked against the model by evaluate_mnist.
+        scale = args.scale if isinstance(args.scale, int) else None
+        model = models.require_generator(models.load(args.model, scale=scale))
         total = min(args.max_images or MNIST_HELD_OUT, MNIST_HELD_OUT)
         with Progress("eval", total, unit="digits") as bar:
             result = evaluate_mnist(
@@ -99,6 +106,10 @@ def run(args: argparse.Namespace) -> int:
             )
         print(json.dumps(result.to_json(), indent=2) if args.json else format_table(result))
         return 0
+    if not isinstance(args.scale, int):
+        raise ConfigError(
+            f"--scale {args.scale:g}: photo benchmarks take an integer factor (28/26 is for MNIST)"
+        )
     if args.data is None:
         from importlib.resources import files
 
@@ -153,3 +164,14 @@ def _count_images(folder) -> int:  # noqa: ANN001 (a Path; imported lazily)
         return len(list_images(folder))
     except DataError:
         return 0
+
+
+def _scale(text: str) -> int | float:
+    """``--scale``: an integer, or a fraction such as ``28/26`` (design 001's MNIST protocol)."""
+    from gansr.errors import ConfigError
+    from gansr.train.config import parse_scale
+
+    try:
+        return parse_scale(text if "/" in text else float(text), "--scale")
+    except (ConfigError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected a number such as 4 or 28/26, got {text!r}") from None

@@ -3,7 +3,8 @@
 Reference design 001 renders gray and colour 1800x1800 pictures from a random vector alone. With
 ``--model random`` (the default) that is an untrained CPPN with unit-variance weights
 (:func:`gansr.models.vae_cppn.random_cppn`); with a trained ``vae_cppn`` of the ``latent`` form
-(the design's f(z, x, y, r)), ``z`` is drawn from the VAE's N(0, I) prior and decoded to a digit.
+(the design's f(z, x, y, r)) or one trained with ``cond_dropout`` (the shipped
+``mnist-cppn``), ``z`` is drawn from the VAE's N(0, I) prior and decoded to a digit.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ _EPILOG = """\
 examples:
   gansr sample -o art.png                          # colour, 1800x1800, seed 0
   gansr sample --channels 1 --seed 7 -o gray.png   # gray
-  gansr sample --model RUN/model.safetensors --num 4 --size 100x100 -o digit.png
-      (a vae_cppn trained with model.g.kwargs.form=latent: digit-0.png .. digit-3.png)
+  gansr sample --model mnist-cppn --num 4 --size 100x100 -o digit.png
+      (a vae_cppn of the latent form or trained with cond_dropout: digit-0.png .. digit-3.png)
 
 Super-resolving a given LR digit at any size is `gansr upscale --model mnist-cppn --size 1800x1800`.
 """
@@ -33,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "sample",
         description=(
             "Render images from latents alone: a random CPPN (abstract gray or colour pictures, as "
-            "reference design 001 draws them) or a trained latent-form vae_cppn sampled from its prior."
+            "reference design 001 draws them) or a trained vae_cppn sampled from its prior (mnist-cppn)."
         ),
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -42,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--model",
         default="random",
-        help="'random' (an untrained CPPN, default) or a vae_cppn model of the latent form",
+        help="'random' (an untrained CPPN, default) or a vae_cppn that draws from a latent (mnist-cppn)",
     )
     p.add_argument(
         "--size",

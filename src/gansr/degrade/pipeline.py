@@ -221,8 +221,12 @@ PRESETS: Mapping[str, tuple[Mapping[str, Any], ...]] = MappingProxyType(
         # to denoise but kept the block grid of a downscaled JPEG.
         "realphoto_x4": (
             {"type": "blur", "kernel_size": [7, 15], "sigma": [0.2, 1.5], "sinc_prob": 0.05, "p": 0.7},
-            {"type": "random_resize", "directions": {"up": 0.2, "down": 0.5, "keep": 0.3},
-             "up": [1.0, 1.3], "down": [0.5, 1.0]},
+            {
+                "type": "random_resize",
+                "directions": {"up": 0.2, "down": 0.5, "keep": 0.3},
+                "up": [1.0, 1.3],
+                "down": [0.5, 1.0],
+            },
             {"type": "noise", "sigma": [1.0, 10.0], "gray_prob": 0.4, "p": 0.4},
             {"type": "poisson_noise", "scale": [0.05, 1.0], "gray_prob": 0.4, "p": 0.3},
             {"type": "jpeg", "quality": [50, 95], "p": 0.5},

@@ -257,4 +257,3 @@ ADVERSARIAL_TYPES: dict[str, type[AdversarialLoss]] = {
     "wgan_gp": WGANGPLoss,
     "ragan": RaGANLoss,
 }
-

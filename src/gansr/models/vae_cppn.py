@@ -75,6 +75,10 @@ class VAECPPN(Generator):
         chunk_size: output pixels rendered per step (bounds the peak memory).
         form: ``"lr_features"`` (the CPPN also reads LR features at every pixel) or ``"latent"``
             (the reference design's f(z, x, y, r); it can also draw from the prior).
+        cond_dropout: ``lr_features`` form only: in training, the probability that a sample's LR
+            conditioning is zeroed, so the CPPN must draw it from ``z`` alone (classifier-free
+            guidance's trick). A model trained with it both super-resolves a given LR image and
+            draws from the prior (:meth:`sample`); 0 (default) trains the conditioned form only.
     """
 
     arch = "vae_cppn"
@@ -90,6 +94,7 @@ class VAECPPN(Generator):
         cppn_depth: int = 3,
         chunk_size: int = 65536,
         form: str = "lr_features",
+        cond_dropout: float = 0.0,
     ) -> None:
         check_int(self.arch, "in_channels", in_channels)
         _check_scale(scale)
@@ -99,6 +104,14 @@ class VAECPPN(Generator):
         check_int(self.arch, "cppn_depth", cppn_depth)
         check_int(self.arch, "chunk_size", chunk_size)
         check_choice(self.arch, "form", form, FORMS)
+        if (
+            isinstance(cond_dropout, bool)
+            or not isinstance(cond_dropout, int | float)
+            or not 0.0 <= cond_dropout < 1.0
+        ):
+            raise ConfigError(f"model 'vae_cppn': cond_dropout must be in [0, 1), got {cond_dropout!r}")
+        if cond_dropout and form != "lr_features":
+            raise ConfigError("model 'vae_cppn': cond_dropout applies to the lr_features form only")
         config = {
             "in_channels": in_channels,
             "scale": scale,
@@ -108,6 +121,7 @@ class VAECPPN(Generator):
             "cppn_depth": cppn_depth,
             "chunk_size": chunk_size,
             "form": form,
+            "cond_dropout": cond_dropout,
         }
         # ``scale`` stays an integer for the rest of gansr (the Upscaler's default factor, the
         # checkpoint header): the nearest one; ``exact_scale`` is what forward's default size uses.
@@ -118,6 +132,7 @@ class VAECPPN(Generator):
         self.latent_dim = latent_dim
         self.chunk_size = chunk_size
         self.form = form
+        self.cond_dropout = float(cond_dropout)
         # LR features: sampled by the CPPN at every output pixel and fed to the encoder.
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, num_feat, 3, 1, 1),
@@ -167,13 +182,17 @@ class VAECPPN(Generator):
         Args:
             z: latents ``(N, latent_dim)``.
             cond: LR conditioning maps ``(N, num_feat + in_channels, h, w)`` for the
-                ``lr_features`` form; ``None`` for the ``latent`` form.
+                ``lr_features`` form; ``None`` for the ``latent`` form, and for an ``lr_features``
+                model trained with ``cond_dropout`` drawing from ``z`` alone (the zeroed
+                conditioning it was trained with: ``cppn_lr`` has no bias, so zero adds nothing).
             size: output ``(H, W)``.
 
         Returns:
             ``(N, out_channels, H, W)`` in ``(0, 1)``.
         """
-        if (cond is None) != (self.cppn_lr is None):
+        if (cond is None and self.cppn_lr is not None and not self.cond_dropout) or (
+            cond is not None and self.cppn_lr is None
+        ):
             raise ConfigError(
                 f"model 'vae_cppn' ({self.form} form): "
                 + ("needs LR conditioning maps" if cond is None else "takes no LR conditioning")
@@ -236,6 +255,10 @@ class VAECPPN(Generator):
             # float32 conditioning keeps the LR pixels exact under autocast / bf16 (see module doc).
             cond_dtype = torch.float64 if lr.dtype == torch.float64 else torch.float32
             cond = torch.cat((feat.to(cond_dtype), lr.to(cond_dtype)), 1)
+            if self.training and self.cond_dropout:
+                # Drawn after eps so a seeded run's latents do not depend on cond_dropout.
+                keep = torch.rand(cond.shape[0], generator=generator, device=cond.device) >= self.cond_dropout
+                cond = cond * keep.to(cond.dtype).view(-1, 1, 1, 1)
         sr = self.render(z, cond, out_size)
         return (sr, mu, logvar) if return_latent else sr
 
@@ -257,8 +280,9 @@ class VAECPPN(Generator):
     ) -> Tensor:
         """Draw ``num`` images of ``size`` from latents alone: ``z`` ~ N(0, I) (the VAE's prior).
 
-        Only the ``latent`` form can: the ``lr_features`` form also reads an LR image at every
-        pixel. Any size renders (1800x1800 in ``chunk_size`` steps).
+        The ``latent`` form can, and an ``lr_features`` model trained with ``cond_dropout`` (it
+        learned to draw without its LR conditioning); a plain ``lr_features`` model cannot. Any
+        size renders (1800x1800 in ``chunk_size`` steps).
 
         Args:
             num: how many images (ignored when ``z`` is given).
@@ -272,10 +296,10 @@ class VAECPPN(Generator):
         Raises:
             ConfigError: the ``lr_features`` form, a bad ``num``/``size`` or latents of the wrong shape.
         """
-        if self.cppn_lr is not None:
+        if self.cppn_lr is not None and not self.cond_dropout:
             raise ConfigError(
                 "model 'vae_cppn' (lr_features form) reads an LR image at every pixel, so it cannot "
-                "draw from a latent alone; train or load one with form 'latent'"
+                "draw from a latent alone; train one with form 'latent' or with cond_dropout > 0"
             )
         out_size = _check_size(size)
         param = self.cppn_coord.weight
