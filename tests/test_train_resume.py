@@ -186,3 +186,31 @@ def test_ctrl_c_stops_after_a_whole_iteration_with_a_checkpoint_to_resume(
     notes = [r["message"] for r in read_jsonl(run_dir / "log.jsonl") if r["event"] == "note"]
     assert int(notes[-1].split(" at iteration ")[1]) == stopped_at
     assert _losses(run_dir) == _losses(next((tmp_path / "ref").iterdir()))
+
+
+def test_a_training_checkpoint_loads_as_its_ema_generator(tmp_path: Path, shared_data: Path) -> None:
+    # gansr eval/upscale/export take a mid-run checkpoint; the last one is the run's model.safetensors.
+    import torch
+
+    from gansr import models
+    from gansr.errors import ModelError
+
+    args = [a for a in _args(shared_data) if not a.startswith(("train.gan.iters", "data.workers"))]
+    assert main([*args, "train.gan.iters=4", "data.workers=0", "--out", str(tmp_path)]) == 0
+    (run_dir,) = tmp_path.iterdir()
+    final = models.load(run_dir / "model.safetensors")
+    ckpt = models.load(run_dir / "checkpoints" / "iter_00000010.pt")
+    mid = models.load(run_dir / "checkpoints" / "iter_00000005.pt")
+    assert ckpt.metadata["format"] == "gansr-train" and ckpt.metadata["iterations"] == 10
+    assert (ckpt.arch, ckpt.scale) == (final.arch, 4)
+    x = torch.rand(1, 1, 7, 7)
+    with torch.no_grad():
+        assert torch.equal(ckpt(x), final(x))
+        assert not torch.equal(mid(x), final(x))
+
+    # One written before checkpoints named their generator: a one-line way out, not a KeyError.
+    old = torch.load(run_dir / "checkpoints" / "iter_00000010.pt", weights_only=True)
+    del old["generator"]
+    torch.save(old, tmp_path / "old.pt")
+    with pytest.raises(ModelError, match="resume the run"):
+        models.load(tmp_path / "old.pt")

@@ -42,6 +42,8 @@ FORMAT_VERSION = "1"
 SUFFIX = ".safetensors"
 DIR_FILENAME = "model.safetensors"
 FOREIGN_SUFFIXES = frozenset({".pth", ".pt", ".ckpt"})
+# ``format`` of a ``gansr train`` checkpoint (gansr.train.checkpointing writes it; this layer is below).
+TRAIN_FORMAT = "gansr-train"
 
 # Header keys written by :func:`save`; user metadata may not reuse them (they are merged flat on read).
 _INT_KEYS = ("scale", "in_channels", "out_channels", "size_multiple")
@@ -365,7 +367,8 @@ def load(
     1. a file or folder: a gansr ``.safetensors`` checkpoint (or a folder holding
        ``model.safetensors``); a peer ``.pth``/``.pt``/``.ckpt`` (ESRGAN, Real-ESRGAN, BasicSR;
        see :mod:`gansr.models.interop`) or a ``.safetensors`` file in one of those layouts, read
-       with ``torch.load(weights_only=True)`` only; an ``.onnx`` model, run by onnxruntime on the
+       with ``torch.load(weights_only=True)`` only; a ``gansr train`` checkpoint
+       (``checkpoints/iter_*.pt``: its EMA generator); an ``.onnx`` model, run by onnxruntime on the
        CPU whatever ``map_location`` says (see :mod:`gansr.models.onnx`);
     2. the name of a model shipped in ``gansr/weights`` (:func:`shipped_models`);
     3. a registered architecture name: a weightless one (``bicubic``) always, one with weights
@@ -439,6 +442,8 @@ def _load_file(file: Path, *, map_location: str | torch.device, strict: bool) ->
         return load_onnx(file)
     if suffix in FOREIGN_SUFFIXES:
         obj = torch_load(file, unreadable="not a readable PyTorch checkpoint", map_location="cpu")
+        if isinstance(obj, dict) and obj.get("format") == TRAIN_FORMAT:
+            return _from_train_checkpoint(obj, file).to(map_location)
         state, wrapper = interop.extract_state_dict(obj, source=file)
         return _from_peer_state(state, file, wrapper).to(map_location)
     try:
@@ -458,6 +463,28 @@ def _load_file(file: Path, *, map_location: str | torch.device, strict: bool) ->
     model = instantiate(info["arch"], info["config"], state, source=file, strict=strict)
     model.metadata = {**info, "source": str(file)}
     return model.to(map_location).eval()
+
+
+def _from_train_checkpoint(obj: dict[str, Any], file: Path) -> nn.Module:
+    """The EMA generator of a ``gansr train`` checkpoint (``checkpoints/iter_*.pt``, ``best.pt``)."""
+    spec, ema = obj.get("generator"), obj.get("ema")
+    if not isinstance(spec, dict) or not isinstance(ema, dict) or not isinstance(ema.get("module"), dict):
+        raise ModelError(
+            f"{file}: a gansr training checkpoint written before they named their generator; "
+            "resume the run (gansr train --resume) to its end and use its model.safetensors"
+        )
+    arch, config = spec.get("arch"), spec.get("config")
+    if not isinstance(arch, str) or not isinstance(config, dict):
+        raise ModelError(f"{file}: corrupt training checkpoint (its generator entry has no arch/config)")
+    model = instantiate(arch, config, ema["module"], source=file, strict=True)
+    model.metadata = {
+        "source": str(file),
+        "format": TRAIN_FORMAT,
+        "arch": arch,
+        "config": dict(config),
+        "iterations": obj.get("iteration"),
+    }
+    return model
 
 
 def _from_peer_state(state: dict[str, torch.Tensor], source: Path, wrapper: str | None) -> nn.Module:
