@@ -42,7 +42,7 @@ FORMAT_VERSION = "1"
 SUFFIX = ".safetensors"
 DIR_FILENAME = "model.safetensors"
 FOREIGN_SUFFIXES = frozenset({".pth", ".pt", ".ckpt"})
-# ``format`` of a ``gansr train`` checkpoint (gansr.train.checkpointing writes it; this layer is below).
+# ``format`` of a ``gansr train`` checkpoint, defined here (the lower layer) for gansr.train.checkpointing.
 TRAIN_FORMAT = "gansr-train"
 
 # Header keys written by :func:`save`; user metadata may not reuse them (they are merged flat on read).

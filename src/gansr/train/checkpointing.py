@@ -22,8 +22,9 @@ import torch
 
 from gansr.data.io import atomic_write
 from gansr.errors import ModelError
+from gansr.models.checkpoint import TRAIN_FORMAT
 
-CHECKPOINT_FORMAT = "gansr-train"
+CHECKPOINT_FORMAT = TRAIN_FORMAT  # models.load recognises it by this
 CHECKPOINT_VERSION = 1
 BEST_NAME = "best.pt"
 _ITER_RE = re.compile(r"^iter_(\d+)\.pt$")
