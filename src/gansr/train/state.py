@@ -119,8 +119,8 @@ class TrainState:
             "g": self.g.state_dict(),
             "d": self.d.state_dict() if self.d is not None else None,
             "ema": self.ema.state_dict(),
-            # What gansr.models.load needs to rebuild the EMA generator from this file alone.
-            "generator": {"arch": self.g.arch, "config": dict(self.g.config)},
+            # What gansr.models.load needs to rebuild the EMA generator (never DDP- or compile-wrapped).
+            "generator": {"arch": self.ema.module.arch, "config": dict(self.ema.module.config)},
             "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
             "scalers": {name: scaler.state_dict() for name, scaler in self.scalers.items()},
             "losses": {name: m.state_dict() if m is not None else None for name, m in self.losses().items()},
