@@ -273,3 +273,13 @@ def test_design001_cppn_is_shipped_and_renders_from_a_digit_and_from_the_prior(m
     border = torch.cat([drawn[..., :150, :].flatten(1), drawn[..., -150:, :].flatten(1)], 1).mean(1)
     centre = drawn[..., 600:1200, 600:1200].flatten(1).mean(1)
     assert (border < 0.05).all() and (centre > border + 0.15).all(), (border, centre)
+
+
+def test_the_model_card_lists_every_shipped_model() -> None:
+    from importlib.resources import files
+
+    from gansr.models.checkpoint import shipped_models
+
+    card = (files("gansr") / "weights" / "README.md").read_text(encoding="utf-8")
+    missing = [name for name in shipped_models() if f"`{name}`" not in card]
+    assert shipped_models() and not missing, f"no model-card entry for {missing}"
