@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageFilter
+from scipy import ndimage
 from skimage.metrics import structural_similarity
 from torch import Tensor, nn
 
@@ -43,6 +44,7 @@ from gansr.losses import (
     gradient_penalty,
     kl_divergence,
 )
+from gansr.losses.pixel import gaussian_lowpass
 
 
 def assert_finite_grad(t: Tensor) -> None:
@@ -102,6 +104,27 @@ def test_charbonnier_is_smooth_at_zero() -> None:
 def test_pixel_loss_rejects_shape_mismatch() -> None:
     with pytest.raises(ValueError, match="same shape"):
         L1Loss()(torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 4, 5))
+
+
+def test_lowpass_l1_sees_shading_and_ignores_fine_texture(set5: Path) -> None:
+    """FSSR's frequency separation on a real photo: a pixel-level checkerboard (texture) costs
+    almost nothing, a brightness shift (low frequency) costs what the plain L1 charges, and the
+    blur is SciPy's Gaussian filter (same sigma, 3-sigma radius, mirrored edges)."""
+    pixels = np.asarray(Image.open(set5 / "butterfly.png").convert("RGB"), dtype=np.float32) / 255
+    hr = torch.from_numpy(pixels).permute(2, 0, 1)[None]
+    rows, cols = torch.arange(hr.shape[-2])[:, None], torch.arange(hr.shape[-1])
+    checker = ((rows + cols) % 2) * 0.1 - 0.05
+    low = L1Loss(lowpass=1.5)
+    assert L1Loss()(hr + checker, hr).item() == pytest.approx(0.05, rel=1e-4)
+    assert low(hr + checker, hr).item() < 0.002
+    assert low(hr + 0.04, hr).item() == pytest.approx(0.04, rel=1e-3)
+    ours = gaussian_lowpass(hr, 1.5)[0].numpy()
+    theirs = np.stack(
+        [ndimage.gaussian_filter(c, 1.5, mode="mirror", truncate=3.0) for c in pixels.transpose(2, 0, 1)]
+    )
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+    with pytest.raises(ConfigError, match="lowpass"):
+        build_loss({"type": "l1", "lowpass": -1.0})
 
 
 # ------------------------------------------------------------------------------------ perceptual
