@@ -170,7 +170,8 @@ def test_photo_model_meets_its_targets_on_set5_and_set14(name: str, shared_data:
 # more than 0.6 dB to bicubic and must leave no visible JPEG grid (ratio <= 1.15, where bicubic
 # shows one). Measured (docs/benchmarks/<degradation>/): PSNR +0.38 to +0.86 dB over bicubic, grid
 # 1.02-1.08 against bicubic's 1.31-1.36. The NIQE <= 5.0 is NOT met (6.6-9.3; the Set5 HR
-# images themselves read 5.20), so NIQE is held to the measured values as a regression guard.
+# images themselves read 5.51 with the same 4-pixel border), so NIQE is held to the measured values
+# as a regression guard.
 REAL_PHOTO_DEGRADATIONS = ("jpeg60_x4", "blurnoise_jpeg70_x4")
 DEFAULT_NIQE = {
     ("jpeg60_x4", "Set5"): 8.57,
