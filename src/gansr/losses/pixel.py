@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from gansr.degrade import gaussian_blur
 from gansr.losses._options import check_range
 from gansr.losses.base import Loss, check_same_shape
-from gansr.metrics.ssim_core import gaussian_kernel_1d
 
-__all__ = ["CharbonnierLoss", "L1Loss", "MSELoss", "gaussian_lowpass"]
-
-
-def gaussian_lowpass(img: Tensor, sigma: float) -> Tensor:
-    """Blur each channel of ``img`` (N, C, H, W) with a Gaussian of ``sigma`` pixels (reflect padding)."""
-    radius = max(1, math.ceil(3 * sigma))
-    taps = gaussian_kernel_1d(2 * radius + 1, sigma, dtype=img.dtype, device=img.device)
-    channels = img.shape[1]
-    out = F.pad(img, (radius, radius, radius, radius), mode="reflect")
-    out = F.conv2d(out, taps.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
-    return F.conv2d(out, taps.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
+__all__ = ["CharbonnierLoss", "L1Loss", "MSELoss"]
 
 
 class L1Loss(Loss):
@@ -35,8 +23,8 @@ class L1Loss(Loss):
     the invented texture's own high-frequency error dominates (model card, run C).
 
     Args:
-        lowpass: Gaussian sigma in pixels of the compared images; 0 (default) compares them as
-            they are. Images must be larger than ``3 * lowpass`` on each side (reflect padding).
+        lowpass: Gaussian sigma in pixels of the compared images (:func:`gansr.degrade.gaussian_blur`,
+            reflect padding); 0 (default) compares them as they are.
     """
 
     def __init__(self, *, lowpass: float = 0.0) -> None:
@@ -46,7 +34,7 @@ class L1Loss(Loss):
     def forward(self, sr: Tensor, hr: Tensor) -> Tensor:
         check_same_shape("l1 loss", sr, hr)
         if self.lowpass > 0:
-            sr, hr = gaussian_lowpass(sr, self.lowpass), gaussian_lowpass(hr, self.lowpass)
+            sr, hr = gaussian_blur(sr, self.lowpass), gaussian_blur(hr, self.lowpass)
         return F.l1_loss(sr, hr)
 
     def extra_repr(self) -> str:
